@@ -1,0 +1,177 @@
+// nydusd's command line, in the reference's forms: `nydusd fuse [flags]`, `nydusd singleton [flags]`, or the
+// legacy top-level form with the fuse flags. Values come as separate words (`--flag value`, as the
+// snapshotter passes them) or joined (`--flag=value`). Argument errors exit with status 2.
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
+export type FailoverPolicy = 'none' | 'resend' | 'flush';
+
+export interface DaemonArgs {
+  mode: 'fuse' | 'singleton';
+  version: boolean;
+  help: boolean;
+  apisock?: string;
+  config?: string;
+  id?: string;
+  supervisor?: string;
+  upgrade: boolean;
+  logLevel: LogLevel;
+  logFile?: string;
+  logRotationSize: number;
+  rlimitNofile: number;
+  mountpoint?: string;
+  bootstrap?: string;
+  localfsDir?: string;
+  sharedDir?: string;
+  prefetchFiles?: string;
+  virtualMountpoint: string;
+  failoverPolicy: FailoverPolicy;
+  threads: number;
+  writable: boolean;
+  fscache?: string;
+  fscacheTag?: string;
+  fscacheThreads: number;
+  /** flags accepted for compatibility and ignored (logged at debug level) */
+  ignored: string[];
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Scope = 'global' | 'fuse' | 'singleton';
+interface FlagSpec {
+  names: string[];
+  scope: Scope;
+  takesValue: boolean;
+  apply(a: DaemonArgs, v: string): void;
+}
+
+function int(name: string, v: string, min: number, max: number): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`invalid value '${v}' for '${name}': not an integer`);
+  const n = Number(v);
+  if (n < min || n > max) throw new UsageError(`invalid value '${v}' for '${name}': must be in ${min}..=${max}`);
+  return n;
+}
+
+const LEVELS: Record<string, LogLevel> = {
+  trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', error: 'error',
+  // logrus spellings the snapshotter may forward; the reference rejects them, we map them
+  warning: 'warn', fatal: 'error', panic: 'error',
+};
+
+const FLAGS: FlagSpec[] = [
+  { names: ['--apisock', '-A'], scope: 'global', takesValue: true, apply: (a, v) => (a.apisock = v) },
+  { names: ['--config', '-C'], scope: 'global', takesValue: true, apply: (a, v) => (a.config = v) },
+  { names: ['--id'], scope: 'global', takesValue: true, apply: (a, v) => (a.id = v) },
+  { names: ['--supervisor'], scope: 'global', takesValue: true, apply: (a, v) => (a.supervisor = v) },
+  { names: ['--upgrade'], scope: 'global', takesValue: false, apply: (a) => (a.upgrade = true) },
+  {
+    names: ['--log-level', '-l'], scope: 'global', takesValue: true,
+    apply: (a, v) => {
+      const l = LEVELS[v];
+      if (!l) throw new UsageError(`invalid value '${v}' for '--log-level': expected one of trace, debug, info, warn, error`);
+      a.logLevel = l;
+    },
+  },
+  { names: ['--log-file', '-L'], scope: 'global', takesValue: true, apply: (a, v) => (a.logFile = v) },
+  { names: ['--log-rotation-size'], scope: 'global', takesValue: true, apply: (a, v) => (a.logRotationSize = int('--log-rotation-size', v, 0, 2 ** 31)) },
+  { names: ['--rlimit-nofile'], scope: 'global', takesValue: true, apply: (a, v) => (a.rlimitNofile = int('--rlimit-nofile', v, 0, 2 ** 31)) },
+  { names: ['--mountpoint', '-M'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.mountpoint = v) },
+  { names: ['--bootstrap', '-B'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.bootstrap = v) },
+  { names: ['--localfs-dir', '-D'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.localfsDir = v) },
+  { names: ['--shared-dir', '-s'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.sharedDir = v) },
+  { names: ['--prefetch-files'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.prefetchFiles = v) },
+  { names: ['--virtual-mountpoint', '-m'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.virtualMountpoint = v) },
+  {
+    names: ['--failover-policy'], scope: 'fuse', takesValue: true,
+    apply: (a, v) => {
+      if (v !== 'none' && v !== 'resend' && v !== 'flush') {
+        throw new UsageError(`invalid value '${v}' for '--failover-policy': expected one of none, resend, flush`);
+      }
+      a.failoverPolicy = v;
+    },
+  },
+  { names: ['--fuse-threads', '--thread-num'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.threads = int('--thread-num', v, 1, 1024)) },
+  { names: ['--writable'], scope: 'fuse', takesValue: false, apply: (a) => (a.writable = true) },
+  { names: ['--dedup-db'], scope: 'fuse', takesValue: true, apply: (a) => a.ignored.push('--dedup-db') },
+  // nydus-snapshotter passes this with enable_backend_source; the reference has no such flag
+  { names: ['--backend-source'], scope: 'fuse', takesValue: true, apply: (a) => a.ignored.push('--backend-source') },
+  { names: ['--fscache', '-F'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscache = v) },
+  { names: ['--fscache-tag'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscacheTag = v) },
+  { names: ['--fscache-threads'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscacheThreads = int('--fscache-threads', v, 1, 1024)) },
+];
+
+export const USAGE = `Usage: nydusd [fuse|singleton] [OPTIONS]
+
+Global options:
+  -A, --apisock <path>         management API socket
+  -C, --config <file>          RAFS configuration (v1/v2 JSON, v2 TOML, YAML)
+      --id <id>                daemon id (requires --supervisor)
+      --supervisor <path>      supervisor socket for failover (requires --id)
+      --upgrade                start in takeover mode (requires --apisock)
+  -l, --log-level <level>      trace|debug|info|warn|error [default: info]
+  -L, --log-file <path>        log file (default: stderr)
+      --log-rotation-size <MiB>
+      --rlimit-nofile <n>      [default: 1000000]
+  -V, --version                print version information
+
+fuse options:
+  -M, --mountpoint <dir>       where to mount (required)
+  -B, --bootstrap <file>       RAFS bootstrap to mount
+  -D, --localfs-dir <dir>      localfs backend and blob cache in <dir> (instead of --config)
+      --prefetch-files <file>  list of paths to prefetch
+  -m, --virtual-mountpoint <p> [default: /]
+      --failover-policy <p>    none|resend|flush [default: resend]
+      --thread-num <n>         FUSE worker threads, alias --fuse-threads [default: 4]
+      --writable               mount read-write (unsupported)
+`;
+
+export function parseArgs(argv: string[]): DaemonArgs {
+  const a: DaemonArgs = {
+    mode: 'fuse', version: false, help: false, upgrade: false, logLevel: 'info', logRotationSize: 0, rlimitNofile: 1000000,
+    virtualMountpoint: '/', failoverPolicy: 'resend', threads: 4, writable: false, fscacheThreads: 4, ignored: [],
+  };
+  let i = 0;
+  let sub: 'fuse' | 'singleton' | undefined;
+  if (argv[0] === 'fuse' || argv[0] === 'singleton') {
+    sub = argv[0];
+    a.mode = sub;
+    i = 1;
+  }
+  for (; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--version' || word === '-V') { a.version = true; continue; }
+    if (word === '--help' || word === '-h') { a.help = true; continue; }
+    if (word === 'fuse' || word === 'singleton') {
+      if (sub) throw new UsageError(`unexpected subcommand '${word}' after '${sub}'`);
+      throw new UsageError(`the subcommand '${word}' must come first`);
+    }
+    const eq = word.startsWith('--') ? word.indexOf('=') : -1;
+    const name = eq > 0 ? word.slice(0, eq) : word;
+    const spec = FLAGS.find((f) => f.names.includes(name));
+    if (!spec) throw new UsageError(`unexpected argument '${word}'`);
+    if (spec.scope === 'singleton' && a.mode !== 'singleton') throw new UsageError(`'${name}' is only valid with the singleton subcommand`);
+    if (spec.scope === 'fuse' && a.mode === 'singleton') throw new UsageError(`'${name}' is not valid with the singleton subcommand`);
+    let value = '';
+    if (spec.takesValue) {
+      if (eq > 0) value = word.slice(eq + 1);
+      else {
+        const next = argv[++i];
+        if (next === undefined) throw new UsageError(`a value is required for '${name}' but none was supplied`);
+        value = next;
+      }
+    } else if (eq > 0) {
+      throw new UsageError(`'${name}' takes no value`);
+    }
+    spec.apply(a, value);
+  }
+  if ((a.id === undefined) !== (a.supervisor === undefined)) throw new UsageError('--id and --supervisor must be given together');
+  if (a.bootstrap && a.sharedDir) throw new UsageError("'--bootstrap' cannot be used with '--shared-dir'");
+  if (a.localfsDir && a.config) throw new UsageError("'--localfs-dir' cannot be used with '--config'");
+  if (a.prefetchFiles && !a.bootstrap) throw new UsageError("'--prefetch-files' requires '--bootstrap'");
+  if (a.fscacheTag && !a.fscache) throw new UsageError("'--fscache-tag' requires '--fscache'");
+  return a;
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, localfsDirConfig, parseConfig } from '../../src/service/config.js';
+
+const snapshotterV1 = JSON.stringify({
+  device: {
+    id: '/8',
+    backend: {
+      type: 'registry',
+      config: {
+        readahead: false, host: 'ghcr.io', repo: 'dragonflyoss/image-service/nginx', auth: 'dXNlcjpwYXNz', scheme: 'https',
+        skip_verify: false, proxy: { url: 'http://127.0.0.1:4001', fallback: true, ping_url: 'http://127.0.0.1:4001', check_interval: 5 },
+        timeout: 5, connect_timeout: 5, retry_limit: 2,
+      },
+    },
+    cache: { type: 'blobcache', config: { work_dir: '/var/cache/nydus', disable_indexed_map: false } },
+  },
+  mode: 'direct', digest_validate: false, enable_xattr: true, id_mapping: [], warmup: 1,
+  fs_prefetch: { enable: true, prefetch_all: true, threads_count: 8, merging_size: 1048576, bandwidth_rate: 0 },
+});
+
+test('the snapshotter v1 config converts to v2 with its values and ignores unknown keys', () => {
+  const c = parseConfig(snapshotterV1);
+  assert.equal(c.id, '/8');
+  assert.equal(c.backend?.type, 'registry');
+  const reg = c.backend!.registry as Record<string, unknown>;
+  assert.equal(reg.host, 'ghcr.io');
+  assert.equal(reg.auth, 'dXNlcjpwYXNz');
+  assert.equal((reg.proxy as Record<string, unknown>).url, 'http://127.0.0.1:4001');
+  assert.equal(c.cache?.type, 'blobcache');
+  assert.equal(c.cache?.filecache?.work_dir, '/var/cache/nydus');
+  assert.equal(c.rafs?.mode, 'direct');
+  assert.equal(c.rafs?.enable_xattr, true);
+  // v1 fs_prefetch feeds both prefetch objects
+  assert.equal(c.rafs?.prefetch.enable, true);
+  assert.equal(c.cache?.prefetch.threads, 8);
+  assert.equal(c.cache?.prefetch.prefetch_all, true);
+});
+
+test('v2 TOML and YAML give the same model as v2 JSON', () => {
+  const toml = `version = 2
+id = "/8"
+[backend]
+type = "localfs"
+[backend.localfs]
+dir = "/blobs"
+[cache]
+type = "blobcache"
+[cache.filecache]
+work_dir = "/cache"
+[rafs]
+mode = "direct"
+`;
+  const json = JSON.stringify({ version: 2, id: '/8', backend: { type: 'localfs', localfs: { dir: '/blobs' } }, cache: { type: 'blobcache', filecache: { work_dir: '/cache' } }, rafs: { mode: 'direct' } });
+  const yaml = 'version: 2\nid: /8\nbackend:\n  type: localfs\n  localfs:\n    dir: /blobs\ncache:\n  type: blobcache\n  filecache:\n    work_dir: /cache\nrafs:\n  mode: direct\n';
+  const a = parseConfig(json);
+  assert.deepEqual(parseConfig(toml), a);
+  assert.deepEqual(parseConfig(yaml), a);
+  assert.equal(a.rafs?.batch_size, 1048576);
+  assert.equal(a.rafs?.prefetch.enable, false);
+  assert.deepEqual(localfsDirConfig('/blobs').backend, { type: 'localfs', localfs: { blob_file: '', dir: '/blobs', alt_dirs: [], timeout: 0 } });
+});
+
+test('invalid documents are rejected with the reason', () => {
+  const bad: [string, RegExp][] = [
+    ['{not json', /failed to parse configuration information/],
+    ['[1,2]', /not an object/],
+    [JSON.stringify({ version: 3 }), /version must be 2/],
+    [JSON.stringify({ version: 2, rafs: { mode: 'fast' } }), /rafs.mode must be "direct" or "cached"/],
+    [JSON.stringify({ version: 2, backend: { type: 'localfs', localfs: {} } }), /localfs needs "dir" or "blob_file"/],
+    [JSON.stringify({ version: 2, backend: { type: 'registry', registry: { host: 'h' } } }), /registry needs "host" and "repo"/],
+    [JSON.stringify({ version: 2, backend: { type: 'ftp' } }), /unknown backend type "ftp"/],
+    [JSON.stringify({ version: 2, cache: { type: 'blobcache' } }), /needs filecache.work_dir/],
+    [JSON.stringify({ version: 2, rafs: { prefetch: { threads: 4 } } }), /rafs.prefetch.enable is required/],
+    [JSON.stringify({ version: 2, rafs: { prefetch: { enable: true, threads: 0 } } }), /threads must be 1..1024/],
+    [JSON.stringify({ version: 2, rafs: { batch_size: 'big' } }), /rafs.batch_size: expected a number/],
+    [JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: '/x' } } } }), /"mode" is required/],
+  ];
+  for (const [text, re] of bad) {
+    assert.throws(() => parseConfig(text), (e: unknown) => e instanceof ConfigError && re.test(e.message), text);
+  }
+});
