@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Idempotent setup for a Debian 12 machine (root, as CI is) and for repeat runs: installs only
+# what is missing, rebuilds only what is stale, and never touches the network when nothing is missing.
+# Usage: bash scripts/setup.sh   (or npm run setup)
+set -euo pipefail
+
+# Debian packages: build deps of the native addon, then tools the tests use. Add yours here.
+APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+ADDON="native/nydus-native.linux-x64-gnu.node"
+
+step() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# 1. Debian packages
+missing=()
+for pkg in $APT_PACKAGES; do
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+  [ "$status" = installed ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  step "apt packages: all present"
+elif [ "$(id -u)" -ne 0 ]; then
+  die "these Debian packages are missing and only root can install them: ${missing[*]}
+  (as root: apt-get install -y --no-install-recommends ${missing[*]})"
+else
+  step "apt packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+fi
+
+# 2. npm dependencies (npm writes node_modules/.package-lock.json on every install)
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  step "npm ci"
+  if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1; then
+    # npm 11.19 rejects even a freshly written lock when platform-specific optional packages
+    # (@napi-rs/*-darwin-*, ...) are left out of it; install from the same lock without rewriting it.
+    step "npm ci refused the lock file; npm install --no-save instead"
+    npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null || die "npm install failed"
+  fi
+else
+  step "node_modules: up to date"
+fi
+
+# 3. native addon, rebuilt when any of its inputs is newer than the .node file
+cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+if [ ! -f "$ADDON" ] || [ -n "$(find native/src native/Cargo.toml native/Cargo.lock native/build.rs native/.cargo \
+      -newer "$ADDON" -print -quit 2>/dev/null)" ]; then
+  PATH="$cargo_bin:$PATH" command -v cargo >/dev/null \
+    || die "cargo not found in $cargo_bin or PATH (install Rust with rustup)"
+  step "native addon: building $ADDON"
+  log="$(mktemp)"
+  if ! npm run --silent build:native >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "native build failed"
+  fi
+  rm -f "$log"
+  # cargo may leave the output's mtime unchanged when nothing needed recompiling.
+  touch "$ADDON"
+else
+  step "native addon: up to date"
+fi
+
+# 4. TypeScript (tsc emits even with type errors; its exit status reports them)
+step "tsc"
+if ! npx tsc -p tsconfig.json; then
+  die "TypeScript reported errors (JS was still emitted into dist/)"
+fi
+step "done"
