@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// nydusd: serves RAFS images over FUSE. Argument errors exit 2, start-up errors exit 1 with `Error: ...`,
+// SIGTERM/SIGINT unmount and exit 0.
+import { parseArgs, UsageError, USAGE } from '../service/args.js';
+import { FuseDaemon } from '../service/daemon.js';
+import { Logger } from '../service/logger.js';
+import { versionText } from '../service/version.js';
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.version) {
+    process.stdout.write(versionText('nydusd'));
+    return 0;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.mode === 'singleton') {
+    process.stderr.write('Error: the singleton (fscache) mode is out of scope for this nydusd\n');
+    return 1;
+  }
+  let log: Logger;
+  try {
+    log = new Logger(args.logLevel, args.logFile);
+  } catch (err) {
+    process.stderr.write(`Error: cannot open log file: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.on('SIGPIPE', () => undefined);
+  const daemon = new FuseDaemon(args, log);
+  let signalled = false;
+  const onSignal = (sig: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info(`received ${sig}, unmounting`);
+    daemon.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        log.error(`shutdown: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (args.logFile) log.error((err as Error).message);
+    process.stderr.write(`Error: ${(err as Error).message}\n`);
+    await daemon.shutdown().catch(() => undefined);
+    return 1;
+  }
+  return -1; // keep serving
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    process.stderr.write(`Error: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

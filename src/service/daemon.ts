@@ -1,0 +1,113 @@
+// The FUSE daemon's life: load the image, mount, serve, and unmount on SIGTERM/SIGINT. It stays in the
+// foreground as the spawned pid (the snapshotter waits on it and reads /proc/<pid>/stat).
+import fs from 'node:fs';
+import { Session } from '../fuse/session.js';
+import type { DaemonArgs } from './args.js';
+import { localfsDirConfig, parseConfig, type ConfigV2 } from './config.js';
+import type { Logger } from './logger.js';
+import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
+
+/** Reads the --prefetch-files list: one absolute path per line, blanks ignored. */
+export function readPrefetchList(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new Error('the prefetch-files arg is not a file path');
+  }
+  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const bad = paths.find((p) => !p.startsWith('/'));
+  if (bad) throw new Error(`invalid prefetch file list: "${bad}" is not an absolute path`);
+  return paths;
+}
+
+function loadConfig(args: DaemonArgs): ConfigV2 {
+  if (args.localfsDir) return localfsDirConfig(args.localfsDir);
+  if (!args.config) throw new Error('both --config and --localfs-dir are missing');
+  let text: string;
+  try {
+    text = fs.readFileSync(args.config, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read configuration file ${args.config}: ${(err as Error).message}`);
+  }
+  return parseConfig(text);
+}
+
+export class FuseDaemon {
+  private session: Session | undefined;
+  private instance: RafsInstance | undefined;
+  private stopping: Promise<void> | undefined;
+  readonly startTime = Date.now() / 1000;
+
+  constructor(
+    private readonly args: DaemonArgs,
+    private readonly log: Logger,
+  ) {}
+
+  /** Everything that can fail before the mount exists fails here, and nothing is left mounted. */
+  async start(): Promise<void> {
+    const a = this.args;
+    if (!a.mountpoint) throw new Error('the --mountpoint argument is required in FUSE mode');
+    let mountpoint: string;
+    try {
+      mountpoint = fs.realpathSync(a.mountpoint);
+    } catch {
+      throw new Error(`mountpoint ${a.mountpoint} does not exist`);
+    }
+    if (!fs.statSync(mountpoint).isDirectory()) throw new Error(`mountpoint ${mountpoint} is not a directory`);
+    if (isMountpoint(mountpoint)) throw new Error(`mountpoint ${mountpoint} is already mounted`);
+    if (a.sharedDir) throw new Error('--shared-dir (passthrough) is not supported by this nydusd');
+    if (a.writable) throw new Error('--writable is not supported: images are served read-only');
+    if (!a.bootstrap) throw new Error('--bootstrap is required (a shared daemon without an initial image needs the API, not supported yet)');
+    for (const flag of a.ignored) this.log.debug(`ignoring ${flag}: accepted for compatibility only`);
+    if (a.apisock) this.log.warn(`--apisock ${a.apisock}: the management API is not implemented yet`);
+
+    const config = loadConfig(a);
+    const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
+    if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
+    this.instance = createRafsInstance(a.bootstrap, config, this.startTime);
+    const sb = this.instance.bootstrap.superblock;
+    this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
+
+    const log = this.log;
+    this.session = await Session.mount(this.instance.fs, {
+      mountpoint,
+      readers: Math.min(a.threads, 2),
+      log: (level, msg) => log.log(level, msg),
+    });
+    this.session.once('closed', () => {
+      // someone unmounted us (umount, fusermount -u, abort): release everything and leave with 0
+      if (!this.stopping) {
+        this.log.info(`FUSE connection at ${mountpoint} closed from outside; exiting`);
+        void this.shutdown().then(() => process.exit(0));
+      }
+    });
+    this.log.info(`mounted at ${mountpoint}, state RUNNING`);
+  }
+
+  /** Unmounts (if mounted), flushes the cache state and closes the backend. Idempotent. */
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      try {
+        await this.session?.unmount().catch(async (err) => {
+          this.log.warn(`${(err as Error).message}; detaching lazily`);
+          await this.session?.unmount({ lazy: true });
+        });
+      } finally {
+        await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));
+      }
+    })();
+    return this.stopping;
+  }
+}
+
+function isMountpoint(dir: string): boolean {
+  try {
+    return fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === dir.replace(/ /g, '\\040'));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,47 @@
+// One mounted RAFS image: bootstrap + configuration -> backend, blob device and the FUSE filesystem.
+// Both the initial mount of the command line and (later) API mounts go through here.
+import path from 'node:path';
+import { loadBootstrap } from '../rafs/bootstrap.js';
+import { RafsFs } from '../rafs/fs.js';
+import type { Bootstrap } from '../rafs/types.js';
+import { BlobDevice } from '../storage/device.js';
+import { createBackend } from '../storage/factory.js';
+import type { ConfigV2 } from './config.js';
+
+export interface RafsInstance {
+  bootstrap: Bootstrap;
+  device: BlobDevice;
+  fs: RafsFs;
+  config: ConfigV2;
+}
+
+export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number): RafsInstance {
+  const rafs = config.rafs;
+  if (!rafs) throw new Error('no configuration information for rafs');
+  const cache = config.cache;
+  if (!cache || (cache.type !== 'blobcache' && cache.type !== 'filecache') || !cache.filecache) {
+    throw new Error(`cache type "${cache?.type ?? ''}" is not supported: configure a blobcache (filecache) with a work_dir`);
+  }
+  if (cache.compressed) throw new Error('cache.compressed (raw blob cache) is not supported yet');
+  let bootstrap: Bootstrap;
+  try {
+    bootstrap = loadBootstrap(bootstrapPath);
+  } catch (err) {
+    throw new Error(`cannot load bootstrap ${bootstrapPath}: ${(err as Error).message}`, { cause: err });
+  }
+  const v6 = bootstrap.superblock.version === 6;
+  if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
+  const { backend, timeoutSec } = createBackend(config.backend);
+  const device = new BlobDevice(bootstrap.blobs, {
+    backend,
+    workDir: path.resolve(cache.filecache.work_dir),
+    useBlobMeta: v6,
+    amplifyIo: rafs.batch_size,
+    validateFetch: rafs.validate,
+    validateCache: cache.validate,
+    timeoutSec,
+    digester: bootstrap.superblock.digester,
+  });
+  const fs = new RafsFs(bootstrap, device, { enableXattr: rafs.enable_xattr, amplifyIo: rafs.batch_size, startTime });
+  return { bootstrap, device, fs, config };
+}

@@ -1,0 +1,309 @@
+// The persistent cache of one data blob, in the reference's layout inside work_dir:
+//   <blob_id>.blob.data            uncompressed chunks at their uncompressed offsets (sparse file)
+//   <blob_id>.blob.data.chunk_map  readiness bitmap (chunk-map.ts)
+// Read path: chunk map -> cache file hit -> else one merged backend fetch (adjacent chunks, up to
+// amplify_io) -> decompress -> validate -> write data -> durable -> mark ready. A chunk wanted by
+// many readers at once is fetched once: they share its in-flight promise.
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { decompress } from '../compress.js';
+import { crc32c, digest } from '../digest.js';
+import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../rafs/types.js';
+import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
+import { ChunkMap } from './chunk-map.js';
+
+const pread = promisify(fs.read);
+const pwrite = promisify(fs.write);
+const fdatasync = promisify(fs.fdatasync);
+
+/** Never merge a fetch beyond this, whatever amplify_io says: 128 KiB is the reference's floor. */
+const MIN_AMPLIFY = 128 * 1024;
+
+export interface BlobCacheOptions {
+  workDir: string;
+  backend: BlobBackend;
+  /** rafs.batch_size / amplify_io: how far a fetch may be extended with neighbouring chunks */
+  amplifyIo: number;
+  /** verify chunk digests of fetched data (rafs.validate / digest_validate) */
+  validateFetch: boolean;
+  /** verify chunk digests when reading from the cache (cache.validate) */
+  validateCache: boolean;
+  /** backend read timeout in seconds (0 = none) */
+  timeoutSec: number;
+  /** the image's digester, for chunk digests */
+  digester: Digester;
+}
+
+/** One piece of one chunk a reader wants: bytes [start, end) of the uncompressed chunk. */
+export interface ChunkSlice {
+  chunk: ChunkInfo;
+  start: number;
+  end: number;
+}
+
+export interface BlobCacheStats {
+  backendReads: number;
+  backendBytes: number;
+  cacheHits: number;
+  chunksFetched: number;
+}
+
+export class BlobCache {
+  readonly dataPath: string;
+  readonly mapPath: string;
+  private readonly dataFd: number;
+  /** persistent when the blob declares its chunk count, else an in-memory set (old v5 images) */
+  private readonly map: ChunkMap | undefined;
+  private readonly memoryReady = new Set<number>();
+  /** chunks whose data is written but not yet durable: readable from the data file already */
+  private readonly written = new Set<number>();
+  private readonly inflight = new Map<number, Promise<Buffer>>();
+  private durableQueue: number[] = [];
+  private durableRunning: Promise<void> | undefined;
+  readonly stats: BlobCacheStats = { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0 };
+  private closed = false;
+
+  /**
+   * @param neighbours chunks of this blob by index, in blob order, when known (v6 CI table): used to
+   *   extend fetches with the following not-ready chunks.
+   */
+  constructor(
+    readonly blob: BlobInfo,
+    private readonly opts: BlobCacheOptions,
+    private readonly neighbours?: (index: number) => ChunkInfo | undefined,
+  ) {
+    fs.mkdirSync(opts.workDir, { recursive: true });
+    this.dataPath = path.join(opts.workDir, `${blob.blobId}.blob.data`);
+    this.mapPath = `${this.dataPath}.chunk_map`;
+    this.dataFd = fs.openSync(this.dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    try {
+      const size = fs.fstatSync(this.dataFd).size;
+      if (blob.uncompressedSize > 0) {
+        if (size < blob.uncompressedSize) fs.ftruncateSync(this.dataFd, blob.uncompressedSize);
+        else if (size > blob.uncompressedSize) {
+          throw new Error(
+            `blob cache ${this.dataPath}: file is ${size} bytes, larger than the blob's uncompressed size ${blob.uncompressedSize}`,
+          );
+        }
+      }
+      this.map = blob.chunkCount > 0 ? ChunkMap.open(this.mapPath, blob.chunkCount) : undefined;
+    } catch (err) {
+      fs.closeSync(this.dataFd);
+      throw err;
+    }
+  }
+
+  /** Files this cache owns, as reported in blobcache metrics (`underlying_files`). */
+  underlyingFiles(): string[] {
+    return this.map ? [this.dataPath, this.mapPath] : [this.dataPath];
+  }
+
+  isReady(index: number): boolean {
+    if (this.written.has(index)) return true;
+    if (this.map) return index < this.map.chunkCount && this.map.isReady(index);
+    return this.memoryReady.has(index);
+  }
+
+  /**
+   * Returns the requested bytes of each slice, in order. `along` lists chunks the caller expects to need
+   * next (the rest of a v5 file); not-ready ones may be fetched in the same backend read.
+   */
+  async read(slices: ChunkSlice[], along: ChunkInfo[] = []): Promise<Buffer[]> {
+    const missing: ChunkInfo[] = [];
+    const seen = new Set<number>();
+    for (const s of slices) {
+      const i = s.chunk.index;
+      if (seen.has(i) || this.inflight.has(i) || this.readyNow(i)) continue;
+      seen.add(i);
+      missing.push(s.chunk);
+    }
+    if (missing.length > 0) this.startFetch(missing, along);
+    return Promise.all(slices.map((s) => this.readSlice(s)));
+  }
+
+  private readyNow(index: number): boolean {
+    if (this.isReady(index)) return true;
+    // another daemon sharing this cache (hot upgrade) may have fetched it meanwhile
+    return this.map !== undefined && index < this.map.chunkCount && this.map.refresh(index);
+  }
+
+  private async readSlice(s: ChunkSlice): Promise<Buffer> {
+    const { chunk, start, end } = s;
+    const pending = this.inflight.get(chunk.index);
+    if (pending) return (await pending).subarray(start, end);
+    if (this.opts.validateCache) {
+      const whole = await this.readCached(chunk, 0, chunk.uncompressedSize);
+      if (this.verify(chunk, whole)) return whole.subarray(start, end);
+      // a corrupt cache entry is refetched, never served
+      this.startFetch([chunk], []);
+      return (await this.inflight.get(chunk.index)!).subarray(start, end);
+    }
+    if (!this.isReady(chunk.index)) {
+      // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
+      throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId} is not available`, this.blob.blobId);
+    }
+    this.stats.cacheHits++;
+    return this.readCached(chunk, start, end - start);
+  }
+
+  private async readCached(chunk: ChunkInfo, start: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await pread(this.dataFd, buf, done, length - done, chunk.uncompressedOffset + start + done);
+      if (bytesRead === 0) throw new Error(`blob cache ${this.dataPath}: short read of chunk ${chunk.index}`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  /** Plans merged fetches for `missing` and registers one in-flight promise per chunk. */
+  private startFetch(missing: ChunkInfo[], along: ChunkInfo[]): void {
+    const limit = Math.max(this.opts.amplifyIo, MIN_AMPLIFY);
+    const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
+    const extra = new Map<number, ChunkInfo>();
+    for (const c of along) if (c.blobIndex === this.blob.index) extra.set(c.index, c);
+
+    let group: ChunkInfo[] = [];
+    const flush = () => {
+      if (group.length === 0) return;
+      this.extend(group, limit, extra);
+      this.fetchGroup(group);
+      group = [];
+    };
+    for (const c of byOffset) {
+      if (this.inflight.has(c.index)) continue;
+      const first = group[0];
+      const last = group[group.length - 1];
+      if (
+        first && last &&
+        (c.compressedOffset !== last.compressedOffset + last.compressedSize ||
+          c.compressedOffset + c.compressedSize - first.compressedOffset > limit)
+      ) {
+        flush();
+      }
+      group.push(c);
+    }
+    flush();
+  }
+
+  /** Extends a contiguous group with the following not-ready chunks of the blob, up to `limit` bytes. */
+  private extend(group: ChunkInfo[], limit: number, extra: Map<number, ChunkInfo>): void {
+    const start = group[0]!.compressedOffset;
+    for (;;) {
+      const last = group[group.length - 1]!;
+      const next = this.neighbours?.(last.index + 1) ?? extra.get(last.index + 1);
+      if (!next || next.compressedOffset !== last.compressedOffset + last.compressedSize) return;
+      if (next.compressedOffset + next.compressedSize - start > limit) return;
+      if (this.inflight.has(next.index) || this.isReady(next.index)) return;
+      group.push(next);
+    }
+  }
+
+  private fetchGroup(group: ChunkInfo[]): void {
+    const start = group[0]!.compressedOffset;
+    const last = group[group.length - 1]!;
+    const length = last.compressedOffset + last.compressedSize - start;
+    const raw = (async () => {
+      this.stats.backendReads++;
+      this.stats.backendBytes += length;
+      return readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
+    })();
+    const decoded = group.map((chunk) => {
+      const p = raw.then((data) => {
+        const stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
+        const plain = this.decode(chunk, stored);
+        if (this.opts.validateFetch && !this.verify(chunk, plain)) {
+          throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: digest mismatch`, this.blob.blobId);
+        }
+        return plain;
+      });
+      this.inflight.set(chunk.index, p);
+      return { chunk, p };
+    });
+    for (const { chunk, p } of decoded) {
+      p.then(
+        (plain) => this.persist(chunk, plain),
+        () => undefined,
+      ).finally(() => {
+        // keep serving from memory until the data is in the file
+        this.inflight.delete(chunk.index);
+      });
+    }
+  }
+
+  private decode(chunk: ChunkInfo, stored: Buffer): Buffer {
+    const compressed = (chunk.flags & ChunkFlag.COMPRESSED) !== 0;
+    if (!compressed) {
+      if (stored.length !== chunk.uncompressedSize) {
+        throw new BackendError(
+          `chunk ${chunk.index} of blob ${this.blob.blobId}: stored size ${stored.length} != uncompressed size ${chunk.uncompressedSize}`,
+          this.blob.blobId,
+        );
+      }
+      return Buffer.from(stored);
+    }
+    try {
+      return decompress(this.blob.compressor, stored, chunk.uncompressedSize);
+    } catch (err) {
+      throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: ${(err as Error).message}`, this.blob.blobId, { cause: err });
+    }
+  }
+
+  private verify(chunk: ChunkInfo, plain: Buffer): boolean {
+    if (chunk.flags & ChunkFlag.HAS_CRC32) return crc32c(plain) === chunk.crc32;
+    if (chunk.digest.length !== 32) return true;
+    return digest(this.opts.digester, plain).equals(chunk.digest);
+  }
+
+  private async persist(chunk: ChunkInfo, plain: Buffer): Promise<void> {
+    if (this.closed || this.isReady(chunk.index)) return;
+    let done = 0;
+    while (done < plain.length) {
+      const { bytesWritten } = await pwrite(this.dataFd, plain, done, plain.length - done, chunk.uncompressedOffset + done);
+      done += bytesWritten;
+    }
+    this.chunksDone(chunk.index);
+  }
+
+  /** Batches durability: one fdatasync covers every chunk written before it started. */
+  private chunksDone(index: number): void {
+    this.written.add(index);
+    this.stats.chunksFetched++;
+    this.durableQueue.push(index);
+    if (!this.durableRunning) this.durableRunning = this.drainDurable();
+  }
+
+  private async drainDurable(): Promise<void> {
+    try {
+      while (this.durableQueue.length > 0 && !this.closed) {
+        const batch = this.durableQueue;
+        this.durableQueue = [];
+        await fdatasync(this.dataFd);
+        if (this.closed) return;
+        if (this.map) this.map.markReady(batch);
+        else for (const i of batch) this.memoryReady.add(i);
+        for (const i of batch) this.written.delete(i);
+      }
+    } finally {
+      this.durableRunning = undefined;
+    }
+  }
+
+  /** Waits until every written chunk is durable and marked ready. */
+  async flush(): Promise<void> {
+    while (this.durableRunning || this.inflight.size > 0) {
+      await Promise.allSettled([...this.inflight.values()]);
+      await this.durableRunning;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.flush().catch(() => undefined);
+    this.closed = true;
+    this.map?.close();
+    fs.closeSync(this.dataFd);
+  }
+}

@@ -1,0 +1,104 @@
+// The chunk-information (CI) table of a v6 blob, which is where nydusd looks chunks up at runtime. It is
+// kept in work_dir as `<blob_id>.blob.meta` (the uncompressed CI zero-padded to 4K, then the 4096-byte
+// header), and fetched from the blob's tail when that file is missing or does not match the bootstrap.
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiEntry } from '../blob/meta.js';
+import { parseBlobMetaFile } from '../blob/meta-file.js';
+import { decompress } from '../compress.js';
+import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+import { readWithTimeout, type BlobBackend } from './backend.js';
+
+const EMPTY = Buffer.alloc(0);
+
+export class BlobMeta {
+  private constructor(
+    readonly blob: BlobInfo,
+    readonly entries: CiEntry[],
+    readonly path: string,
+  ) {}
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** The chunk with CI index `index`, as a ChunkInfo (digest unknown here: empty). */
+  chunk(index: number): ChunkInfo | undefined {
+    const e = this.entries[index];
+    if (!e) return undefined;
+    return {
+      digest: EMPTY,
+      blobIndex: this.blob.index,
+      index,
+      flags: (e.compressed ? ChunkFlag.COMPRESSED : 0) | (e.flags & CiFlag.HAS_CRC32 ? ChunkFlag.HAS_CRC32 : 0),
+      compressedOffset: e.compressedOffset,
+      compressedSize: e.compressedSize,
+      uncompressedOffset: e.uncompressedOffset,
+      uncompressedSize: e.uncompressedSize,
+      fileOffset: 0,
+      crc32: e.flags & CiFlag.HAS_CRC32 ? Number(e.data & 0xffff_ffffn) : 0,
+    };
+  }
+
+  /**
+   * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
+   * otherwise from the backend (then written to work_dir atomically for the next start).
+   */
+  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number): Promise<BlobMeta> {
+    const file = path.join(workDir, `${blob.blobId}.blob.meta`);
+    const cached = readIfValid(file, blob);
+    if (cached) return new BlobMeta(blob, cached, file);
+
+    if (blob.ciCompressedSize === 0 && blob.chunkCount > 0) {
+      throw new RafsError(`blob ${blob.blobId}: the bootstrap records no chunk-information table`);
+    }
+    const raw = await readWithTimeout(backend, blob.blobId, blob.ciOffset, blob.ciCompressedSize + META_HEADER_SIZE, timeoutSec);
+    const header = parseMetaHeader(raw.subarray(blob.ciCompressedSize));
+    mustMatch(blob, header, `blob ${blob.blobId}: meta header`);
+    const stored = raw.subarray(0, blob.ciCompressedSize);
+    const ci = blob.ciCompressedSize === blob.ciUncompressedSize
+      ? stored
+      : decompress(blob.ciCompressor, stored, blob.ciUncompressedSize);
+    const padded = Math.ceil(blob.ciUncompressedSize / 4096) * 4096;
+    const out = Buffer.alloc(padded + META_HEADER_SIZE);
+    ci.copy(out, 0);
+    encodeMetaHeader(header).copy(out, padded);
+    const parsed = parseBlobMetaFile(out);
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.mkdirSync(workDir, { recursive: true });
+    fs.writeFileSync(tmp, out);
+    fs.renameSync(tmp, file);
+    return new BlobMeta(blob, parsed.entries, file);
+  }
+}
+
+function mustMatch(
+  blob: BlobInfo,
+  h: { ciEntries: number; ciOffset: number; ciCompressedSize: number; ciUncompressedSize: number; ciCompressor: number },
+  what: string,
+): void {
+  const diffs: string[] = [];
+  if (h.ciEntries !== blob.chunkCount) diffs.push(`entries ${h.ciEntries} != chunk_count ${blob.chunkCount}`);
+  if (h.ciOffset !== blob.ciOffset) diffs.push(`ci_offset ${h.ciOffset} != ${blob.ciOffset}`);
+  if (h.ciCompressedSize !== blob.ciCompressedSize) diffs.push(`ci_compressed_size ${h.ciCompressedSize} != ${blob.ciCompressedSize}`);
+  if (h.ciUncompressedSize !== blob.ciUncompressedSize) diffs.push(`ci_uncompressed_size ${h.ciUncompressedSize} != ${blob.ciUncompressedSize}`);
+  if (h.ciCompressor !== blob.ciCompressor) diffs.push(`ci_compressor ${h.ciCompressor} != ${blob.ciCompressor}`);
+  if (diffs.length) throw new RafsError(`${what} does not match the bootstrap: ${diffs.join(', ')}`);
+}
+
+/** A cached `.blob.meta` is used only when it parses and agrees with the bootstrap; anything else is refetched. */
+function readIfValid(file: string, blob: BlobInfo): CiEntry[] | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = parseBlobMetaFile(buf);
+    mustMatch(blob, parsed.header, 'cached blob meta');
+    return parsed.entries;
+  } catch {
+    return undefined;
+  }
+}
