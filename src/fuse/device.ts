@@ -1,0 +1,138 @@
+// The /dev/fuse device and the kernel mount: the only place that touches syscalls, so the rest of src/fuse is
+// plain protocol and scheduling. Raw fds are shared by all threads of the process, so the reader workers and the
+// main thread use the same numbers.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { native } from '../native/index.js';
+
+/** mount(2) flags (linux/mount.h) */
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOATIME = 1024;
+/** umount2(2) flag: detach now, clean up when no longer busy. */
+export const MNT_DETACH = 2;
+
+export function openDevice(): number {
+  try {
+    return fs.openSync('/dev/fuse', fs.constants.O_RDWR);
+  } catch (e) {
+    throw new Error(`cannot open /dev/fuse: ${(e as Error).message} (FUSE needs the fuse kernel module and root or a fuse group)`, { cause: e });
+  }
+}
+
+/** A new fd on the same connection (FUSE_DEV_IOC_CLONE): replies must go to the fd that read the request. */
+export function cloneDevice(sessionFd: number): number {
+  return native.openFuseClone(sessionFd);
+}
+
+/** Blocking read of one whole request; throws with `.code` (ENODEV once the connection is gone). */
+export function readRequest(fd: number, buf: Uint8Array): number {
+  return native.readFd(fd, buf);
+}
+
+/** One reply or notification as a single writev(2): the kernel takes a message only whole, in one write. */
+export function writeMessage(fd: number, parts: Uint8Array[]): void {
+  // native.writeFd has no gather form; writev lets 1 MiB read replies go out without concatenating
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const n = parts.length === 1 ? fs.writeSync(fd, parts[0]!) : fs.writevSync(fd, parts);
+  if (n !== total) throw Object.assign(new Error(`short write to /dev/fuse: ${n} of ${total} bytes`), { code: 'EIO' });
+}
+
+/**
+ * The same as writeMessage, but the copy into the kernel happens on a libuv pool thread: for large READ replies
+ * that copy is most of the work, and it then runs beside the main thread. `parts` must stay unchanged until `done`.
+ */
+export function writeMessageAsync(fd: number, parts: Uint8Array[], done: (err: (Error & { code?: string }) | null) => void): void {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  fs.writev(fd, parts, (err, n) => {
+    if (err) done(err);
+    else if (n !== total) done(Object.assign(new Error(`short write to /dev/fuse: ${n} of ${total} bytes`), { code: 'EIO' }));
+    else done(null);
+  });
+}
+
+export function closeDevice(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed by an earlier unmount path: nothing left to release
+  }
+}
+
+export function mountFuse(source: string, target: string, fstype: string, flags: number, data: string): void {
+  native.mount(source, target, fstype, flags, data);
+}
+
+export function umount(target: string, flags = 0): void {
+  native.umount2(target, flags);
+}
+
+/**
+ * Unprivileged mount through fusermount3 (UNTESTED: fusermount3 is not installed on the project machines and the
+ * tests run as root). fusermount3 mounts, then hands the /dev/fuse fd back over the socket named by _FUSE_COMMFD.
+ */
+export async function mountWithFusermount(target: string, options: string): Promise<number> {
+  const [ours, theirs] = native.socketpair();
+  try {
+    const child = spawn('fusermount3', ['-o', options, '--', target], {
+      stdio: ['ignore', 'ignore', 'pipe', theirs],
+      env: { ...process.env, _FUSE_COMMFD: '3' },
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number>((resolve, reject) => {
+      child.on('error', (e) => reject(new Error(`cannot run fusermount3: ${e.message}`, { cause: e })));
+      child.on('close', (c) => resolve(c ?? -1));
+    });
+    if (code !== 0) throw new Error(`fusermount3 failed (exit ${code}): ${stderr.trim()}`);
+    const { fds } = native.recvFds(ours, 64);
+    if (fds.length === 0) throw new Error('fusermount3 exited without passing a /dev/fuse fd');
+    for (const extra of fds.slice(1)) closeDevice(extra);
+    return fds[0]!;
+  } finally {
+    closeDevice(ours);
+    closeDevice(theirs);
+  }
+}
+
+/**
+ * `major:minor` of the filesystem mounted at `mountpoint`, from /proc/self/mountinfo. Never stat(2) the mount
+ * itself: from the thread that serves it, that waits for a reply only this thread could send.
+ */
+export function deviceNumbers(mountpoint: string): { major: number; minor: number } {
+  const escaped = mountpoint.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  let found: { major: number; minor: number } | undefined;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[4] !== escaped) continue;
+    const [major, minor] = f[2]!.split(':').map(Number);
+    found = { major: major!, minor: minor! }; // the last one is the mount on top
+  }
+  if (!found) throw new Error(`${mountpoint} is not a mountpoint`);
+  return found;
+}
+
+/** The fusectl connection id of a FUSE mount (`major << 20 | minor`, the kernel's dev_t). */
+export function connectionId(mountpoint: string): number {
+  const { major, minor } = deviceNumbers(mountpoint);
+  return major * 2 ** 20 + minor;
+}
+
+const FUSECTL = '/sys/fs/fuse/connections';
+
+/**
+ * Aborts a FUSE connection through fusectl: every waiting request fails with ENOTCONN and blocked processes wake.
+ * The last resort for a connection whose server is stuck or gone (mounts fusectl if nobody did).
+ */
+export function abortConnection(mountpoint: string): void {
+  const id = connectionId(mountpoint);
+  if (!fs.existsSync(`${FUSECTL}/${id}`)) {
+    try {
+      native.mount('fusectl', FUSECTL, 'fusectl', 0, null);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EBUSY') throw e;
+    }
+  }
+  fs.writeFileSync(`${FUSECTL}/${id}/abort`, '1');
+}

@@ -1,0 +1,356 @@
+// Turns one raw kernel request into a filesystem call and its reply. Every request runs as its own async task, so
+// a handler waiting on a backend never delays the others; interrupts abort the task's signal and answer EINTR.
+import {
+  decodeAccess,
+  decodeBatchForget,
+  decodeForget,
+  decodeGetxattr,
+  decodeInHeader,
+  decodeInit,
+  decodeInterrupt,
+  decodeListxattr,
+  decodeFlush,
+  decodeLseek,
+  decodeName,
+  decodeOpen,
+  decodeRead,
+  decodeRelease,
+  direntPlusSize,
+  direntType,
+  DirentWriter,
+  encodeAttrOut,
+  encodeEntryOut,
+  encodeError,
+  encodeInitOut,
+  encodeLseekOut,
+  encodeOpenOut,
+  encodeOutHeader,
+  encodeStatfsOut,
+  encodeXattrSizeOut,
+  MUTATING_OPS,
+  Op,
+  OpenFlag,
+  opName,
+  ProtocolError,
+  type InHeader,
+} from './protocol.js';
+import { errno, errnoOf, type FileSystem, type OpenResult, type RequestContext } from './filesystem.js';
+import { InitError, initOut, negotiate, type NegotiateOptions, type Negotiated } from './negotiate.js';
+
+export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+
+export interface DispatcherHooks {
+  /** Sends one message to the kernel on `fd` (the fd the request was read from). */
+  write(fd: number, parts: Uint8Array[]): void;
+  /** INIT was answered. */
+  onInit(n: Negotiated): void;
+  onDestroy(): void;
+  log: Logger;
+}
+
+interface InFlight {
+  fd: number;
+  abort: AbortController | undefined;
+  /** Set once a reply went out (an interrupt answers early; the handler's late answer is then dropped). */
+  answered: boolean;
+}
+
+const EINTR = errno('EINTR');
+const ENOSYS = errno('ENOSYS');
+const EROFS = errno('EROFS');
+const EIO = errno('EIO');
+const EINVAL = errno('EINVAL');
+const ERANGE = errno('ERANGE');
+const EPROTO = errno('EPROTO');
+const O_ACCMODE = 3;
+/** Interrupts that arrive before their request is dispatched (two readers race); bounded, oldest dropped. */
+const EARLY_INTERRUPTS_MAX = 1024;
+
+export class Dispatcher {
+  negotiated: Negotiated | undefined;
+  private readonly inflight = new Map<bigint, InFlight>();
+  private readonly earlyInterrupts = new Set<bigint>();
+  private drainWaiters: (() => void)[] = [];
+  /** Requests per opcode name, for diagnostics and tests. */
+  readonly opCounts = new Map<string, number>();
+  maxReadSize = 0;
+  /** Root-directory names answered ENOENT without the filesystem (stop() uses them to wake reader threads). */
+  wakeNamePrefix: string | undefined;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly opts: NegotiateOptions & { readOnly: boolean },
+    private readonly hooks: DispatcherHooks,
+  ) {}
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Resolves once no request is being handled. */
+  drained(): Promise<void> {
+    if (this.inflight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** The connection is gone: nobody will take the replies, so stop waiting for the handlers and abort them. */
+  abandonAll(): void {
+    for (const [unique, task] of [...this.inflight]) {
+      this.finish(unique, task, null);
+      task.abort?.abort();
+    }
+  }
+
+  handle(fd: number, req: Buffer): void {
+    let h: InHeader;
+    try {
+      h = decodeInHeader(req);
+    } catch (e) {
+      // without a valid header there is no unique to answer to; the kernel never sends this
+      this.hooks.log('error', `dropping malformed FUSE request: ${(e as Error).message}`);
+      return;
+    }
+    const name = opName(h.opcode);
+    this.opCounts.set(name, (this.opCounts.get(name) ?? 0) + 1);
+
+    switch (h.opcode) {
+      case Op.FORGET:
+        this.safe(() => this.fs.forget?.(h.nodeId, decodeForget(req)));
+        return;
+      case Op.BATCH_FORGET:
+        this.safe(() => {
+          for (const f of decodeBatchForget(req)) this.fs.forget?.(f.nodeId, f.nlookup);
+        });
+        return;
+      case Op.INTERRUPT:
+        this.safe(() => this.interrupt(decodeInterrupt(req)));
+        return;
+    }
+
+    const task: InFlight = { fd, abort: undefined, answered: false };
+    this.inflight.set(h.unique, task);
+    if (this.earlyInterrupts.delete(h.unique)) {
+      this.finish(h.unique, task, [encodeError(h.unique, EINTR)]);
+      return;
+    }
+    const ctx: RequestContext = {
+      uid: h.uid,
+      gid: h.gid,
+      pid: h.pid,
+      unique: h.unique,
+      // created on first use: an AbortController per request showed up in the profile, and few handlers look
+      get signal(): AbortSignal {
+        task.abort ??= new AbortController();
+        if (task.answered && !task.abort.signal.aborted) task.abort.abort();
+        return task.abort.signal;
+      },
+    };
+    this.run(h, req, ctx).then(
+      (parts) => this.finish(h.unique, task, parts),
+      (e) => {
+        let no = errnoOf(e);
+        if (no === undefined) {
+          no = EIO;
+          this.hooks.log('error', `${name} on node ${h.nodeId} failed: ${(e as Error)?.stack ?? String(e)}`);
+        }
+        this.finish(h.unique, task, [encodeError(h.unique, no)]);
+      },
+    );
+  }
+
+  private safe(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.hooks.log('warn', `ignoring a bad no-reply request: ${(e as Error).message}`);
+    }
+  }
+
+  private interrupt(unique: bigint): void {
+    const task = this.inflight.get(unique);
+    if (!task) {
+      if (this.earlyInterrupts.size >= EARLY_INTERRUPTS_MAX) {
+        this.earlyInterrupts.delete(this.earlyInterrupts.values().next().value!);
+      }
+      this.earlyInterrupts.add(unique);
+      return;
+    }
+    if (task.answered) return;
+    this.hooks.log('debug', `request ${unique} interrupted`);
+    this.finish(unique, task, [encodeError(unique, EINTR)]);
+    task.abort?.abort();
+  }
+
+  private finish(unique: bigint, task: InFlight, parts: Uint8Array[] | null): void {
+    if (!task.answered) {
+      task.answered = true;
+      if (parts) {
+        try {
+          this.hooks.write(task.fd, parts);
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          // ENOENT: the kernel already gave up on this request (interrupted or aborted); ENODEV: connection gone,
+          // which the reader threads report on their own
+          if (code !== 'ENOENT' && code !== 'ENODEV') this.hooks.log('warn', `reply to request ${unique} failed: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (this.inflight.get(unique) === task) this.inflight.delete(unique);
+    if (this.inflight.size === 0 && this.drainWaiters.length > 0) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** The reply parts (header first) for one request; null for none. Throws errno errors. */
+  private async run(h: InHeader, req: Buffer, ctx: RequestContext): Promise<Uint8Array[] | null> {
+    const fs = this.fs;
+    const u = h.unique;
+    const ok = (payload?: Buffer): Uint8Array[] => (payload ? [encodeOutHeader(u, 0, payload.length), payload] : [encodeOutHeader(u, 0, 0)]);
+    const err = (no: number): Uint8Array[] => [encodeError(u, no)];
+    try {
+      switch (h.opcode) {
+        case Op.INIT: {
+          const n = negotiate(decodeInit(req), this.opts);
+          this.negotiated = n;
+          const parts = ok(encodeInitOut(initOut(n)));
+          // the reply must precede the filesystem's init hook's own traffic (e.g. notifications)
+          this.hooks.write(this.inflight.get(u)!.fd, parts);
+          this.inflight.get(u)!.answered = true;
+          this.hooks.onInit(n);
+          await fs.init?.({ protoMajor: n.protoMajor, protoMinor: n.protoMinor, flags: n.flags, maxWrite: n.maxWrite, maxReadahead: n.maxReadahead, maxPages: n.maxPages });
+          return null;
+        }
+        case Op.DESTROY:
+          await fs.destroy?.();
+          this.hooks.onDestroy();
+          return ok();
+        case Op.LOOKUP: {
+          const name = decodeName(req);
+          if (this.wakeNamePrefix && h.nodeId === 1n && name.toString().startsWith(this.wakeNamePrefix)) return err(errno('ENOENT'));
+          return ok(encodeEntryOut(await fs.lookup(h.nodeId, name, ctx)));
+        }
+        case Op.GETATTR: {
+          const { attr, timeout } = await fs.getattr(h.nodeId, ctx);
+          return ok(encodeAttrOut(attr, timeout));
+        }
+        case Op.READLINK: {
+          if (!fs.readlink) return err(ENOSYS);
+          const t = await fs.readlink(h.nodeId, ctx);
+          return ok(typeof t === 'string' ? Buffer.from(t) : t);
+        }
+        case Op.OPEN: {
+          if (!fs.open) return err(ENOSYS);
+          const { flags } = decodeOpen(req);
+          if (this.opts.readOnly && (flags & O_ACCMODE) !== 0) return err(EROFS);
+          return ok(openOut(await fs.open(h.nodeId, flags, ctx)));
+        }
+        case Op.OPENDIR: {
+          if (!fs.opendir) return err(ENOSYS);
+          return ok(openOut(await fs.opendir(h.nodeId, decodeOpen(req).flags, ctx)));
+        }
+        case Op.READ: {
+          const r = decodeRead(req);
+          if (r.size > this.maxReadSize) this.maxReadSize = r.size;
+          const data = await fs.read(h.nodeId, r.fh, r.offset, r.size, ctx);
+          return readReply(u, data, r.size);
+        }
+        case Op.READDIR:
+        case Op.READDIRPLUS: {
+          const plus = h.opcode === Op.READDIRPLUS;
+          const r = decodeRead(req);
+          const entries = await fs.readdir(h.nodeId, r.fh, r.offset, plus, ctx);
+          const w = new DirentWriter(r.size, plus);
+          for (const e of entries) {
+            const name = typeof e.name === 'string' ? Buffer.from(e.name) : e.name;
+            const type = direntType(e.mode);
+            if (plus) {
+              // check room before the lookup: an entry that is not sent must not take a lookup reference
+              if (w.length + direntPlusSize(name.length) > r.size) break;
+              const dots = name.length <= 2 && (name.toString() === '.' || name.toString() === '..');
+              const entry = e.entry ?? (dots ? undefined : await fs.lookup(h.nodeId, name, ctx));
+              w.add(name, BigInt(e.ino), BigInt(e.offset), type, entry);
+            } else if (!w.add(name, BigInt(e.ino), BigInt(e.offset), type)) {
+              break;
+            }
+          }
+          return ok(w.finish());
+        }
+        case Op.RELEASE:
+          await fs.release?.(h.nodeId, decodeRelease(req).fh);
+          return ok();
+        case Op.RELEASEDIR:
+          await fs.releasedir?.(h.nodeId, decodeRelease(req).fh);
+          return ok();
+        case Op.FLUSH:
+          if (!fs.flush) return err(ENOSYS);
+          await fs.flush(h.nodeId, decodeFlush(req).fh, ctx);
+          return ok();
+        case Op.STATFS:
+          return ok(encodeStatfsOut(await fs.statfs(h.nodeId, ctx)));
+        case Op.GETXATTR: {
+          if (!fs.getxattr) return err(ENOSYS);
+          const { size, name } = decodeGetxattr(req);
+          return sized(await fs.getxattr(h.nodeId, name, ctx), size);
+        }
+        case Op.LISTXATTR: {
+          if (!fs.listxattr) return err(ENOSYS);
+          const { size } = decodeListxattr(req);
+          const names = await fs.listxattr(h.nodeId, ctx);
+          return sized(Buffer.concat(names.flatMap((n) => [typeof n === 'string' ? Buffer.from(n) : n, Buffer.alloc(1)])), size);
+        }
+        case Op.ACCESS:
+          if (!fs.access) return err(ENOSYS);
+          await fs.access(h.nodeId, decodeAccess(req).mask, ctx);
+          return ok();
+        case Op.LSEEK: {
+          if (!fs.lseek) return err(ENOSYS);
+          const s = decodeLseek(req);
+          return ok(encodeLseekOut(await fs.lseek(h.nodeId, s.fh, s.offset, s.whence, ctx)));
+        }
+        default:
+          return err(MUTATING_OPS.has(h.opcode) && this.opts.readOnly ? EROFS : ENOSYS);
+      }
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        this.hooks.log('warn', `${opName(h.opcode)}: bad request (${(e as Error).message})`);
+        return err(h.opcode === Op.INIT ? EPROTO : EINVAL);
+      }
+      if (e instanceof InitError) {
+        this.hooks.log('error', (e as Error).message);
+        return err(EPROTO);
+      }
+      throw e;
+    }
+
+    function sized(value: Buffer, size: number): Uint8Array[] {
+      if (size === 0) return ok(encodeXattrSizeOut(value.length));
+      if (value.length > size) return err(ERANGE);
+      return ok(value);
+    }
+  }
+}
+
+function openOut(r: OpenResult): Buffer {
+  let flags = 0;
+  if (r.keepCache) flags |= OpenFlag.KEEP_CACHE;
+  if (r.directIo) flags |= OpenFlag.DIRECT_IO;
+  if (r.cacheDir) flags |= OpenFlag.CACHE_DIR;
+  return encodeOpenOut(r.fh ?? 0n, flags);
+}
+
+/** Header plus the data buffers as they are (no copy); anything past `size` is cut off. */
+function readReply(unique: bigint, data: Buffer | Buffer[], size: number): Uint8Array[] {
+  const list = Array.isArray(data) ? data : [data];
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (const d of list) {
+    if (total >= size) break;
+    const piece = d.length > size - total ? d.subarray(0, size - total) : d;
+    if (piece.length === 0) continue;
+    parts.push(piece);
+    total += piece.length;
+  }
+  return [encodeOutHeader(unique, 0, total), ...parts];
+}
