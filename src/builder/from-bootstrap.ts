@@ -2,7 +2,7 @@
 // chunk lists (blob indexes of THIS bootstrap's blob table) instead of content sources.
 import type { Bootstrap, Inode } from '../rafs/types.js';
 import type { TreeInode, TreeNode } from './tree.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './overlay.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../rafs/common.js';
 
 export function treeFromBootstrap(bs: Bootstrap): TreeNode {
   const rootIno = bs.superblock.rootIno;

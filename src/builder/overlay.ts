@@ -2,17 +2,10 @@
 // RAFS has no whiteout object: whiteouts stay ordinary entries until a layer is applied here.
 import type { TreeInode, TreeNode } from './tree.js';
 import { isDir } from './tree.js';
+import { S_IFCHR, S_IFDIR, S_IFMT } from '../rafs/common.js';
 
 export type WhiteoutSpec = 'oci' | 'overlayfs' | 'none';
 
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
-export const S_IFSOCK = 0o140000;
 
 const WH_PREFIX = Buffer.from('.wh.');
 const WH_OPAQUE = Buffer.from('.wh..wh..opq');

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { lstatSync, readFileSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { TreeInode, TreeNode } from './tree.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, dropWhiteouts, type WhiteoutSpec } from './overlay.js';
+import { dropWhiteouts, type WhiteoutSpec } from './overlay.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../rafs/common.js';
 
 export interface DirSourceOptions {
   whiteoutSpec?: WhiteoutSpec;

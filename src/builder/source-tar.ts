@@ -8,10 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { TreeInode, TreeNode } from './tree.js';
 import { isDir, isReg } from './tree.js';
-import {
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
-  getChild, newDir, putChild, syntheticDirInode,
-} from './overlay.js';
+import { getChild, newDir, putChild, syntheticDirInode } from './overlay.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../rafs/common.js';
 
 const BLOCK = 512;
 /** PAX and GNU long-name payloads are small; refuse absurd sizes instead of allocating them. */

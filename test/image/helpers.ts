@@ -44,17 +44,8 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `nydus-test-${prefix}-`));
 }
 
-/** mulberry32: small, fast and good enough to make reproducible trees. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng.js';
+export { prng };
 
 export interface GenOptions {
   seed: number;

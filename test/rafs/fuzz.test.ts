@@ -10,17 +10,8 @@ import { parseBlobMetaFile } from '../../src/blob/meta-file.js';
 import { extractBootstrap } from '../../src/blob/inline.js';
 import { readTrailer } from '../../src/blob/trailer.js';
 import { buildMiniV5, buildMiniV6 } from './helpers/mini-images.js';
+import { prng } from '../helpers/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const EXTREMES = [0, 1, 0xff, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff, 12, 128, 4096];
 
@@ -81,7 +72,7 @@ test('fuzz: corrupted bootstraps open, walk and read or fail with a clear Error'
   const tally = { ok: 0, error: 0 };
   for (const [name, data, hot] of bootstraps) {
     assert.equal(checkOutcome(() => exercise(data), name), 'ok');
-    const rnd = mulberry32(0x5eed + data.length);
+    const rnd = prng(0x5eed + data.length);
     for (let i = 0; i < 600; i++) tally[checkOutcome(() => exercise(mutate(data, rnd, hot)), `${name} case ${i}`)]++;
   }
   assert.ok(tally.error > 400 && tally.ok > 100, JSON.stringify(tally));
@@ -90,7 +81,7 @@ test('fuzz: corrupted bootstraps open, walk and read or fail with a clear Error'
 
 test('fuzz: corrupted blob-meta file and toc blob', () => {
   const meta = readFileSync(texture('zran', '233c72f2b6b698c07021c4da367cfe2dff4f049efbaa885ca0ff760ea297865a.blob.meta'));
-  const rnd = mulberry32(42);
+  const rnd = prng(42);
   const tally = { ok: 0, error: 0 };
   for (let i = 0; i < 300; i++) {
     // edits go to the CI entries, the context array or the header at the end
