@@ -1,7 +1,7 @@
 // A RAFS image served as a read-only FUSE filesystem: metadata from the bootstrap, file data through the
 // blob device (chunk map -> cache -> backend). Behaviour follows nydusd (spec nydusd-runtime §9): huge
 // entry/attr timeouts (the image is immutable), negative lookups cached, keep_cache on open.
-import type { Attr, DirEntry as FuseDirEntry, Entry, FileSystem, OpenResult, RequestContext, StatFs } from '../fuse/filesystem.js';
+import type { Attr, DirEntry as FuseDirEntry, Entry, FileSystem, StatFs } from '../fuse/filesystem.js';
 import { FuseError } from '../fuse/filesystem.js';
 import type { BlobDevice } from '../storage/device.js';
 import type { ChunkSlice } from '../storage/blob-cache.js';
@@ -11,8 +11,6 @@ import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from './types.j
 /** The image format's default timeout: the kernel practically never revalidates. */
 const TIMEOUT = 2 ** 32;
 const FUSE_ROOT = 1n;
-/** EROFS/RAFS v6 magic, reported as f_fsid like the reference; v5 uses its own magic. */
-const FSID = { 5: 0x52414653, 6: 0xe0f5e1e2 } as const;
 const FILE_CHUNK_CACHE = 256;
 
 export interface RafsFsOptions {
@@ -122,17 +120,9 @@ export class RafsFs implements FileSystem {
     return this.bootstrap.readlink(inode.ino);
   }
 
-  async open(node: bigint): Promise<OpenResult> {
-    const inode = this.inode(this.inoOf(node));
-    if (isDir(inode.mode)) throw new FuseError('EISDIR');
-    return { keepCache: true };
-  }
-
-  async opendir(node: bigint): Promise<OpenResult> {
-    const inode = this.inode(this.inoOf(node));
-    if (!isDir(inode.mode)) throw new FuseError('ENOTDIR');
-    return { keepCache: true, cacheDir: true };
-  }
+  // No open/opendir: the session then answers ENOSYS once and the kernel stops sending them (zero-message
+  // opens, FUSE_NO_OPEN(DIR)_SUPPORT), keeping page cache and directory cache across opens, which is what
+  // an immutable image wants; it saves two requests per directory in a tree walk.
 
   private chunksOf(inode: Inode): ChunkInfo[] {
     let list = this.chunkCache.get(inode.ino);
