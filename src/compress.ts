@@ -92,30 +92,57 @@ function nameOf(algo: Compressor): string {
   return NAMES[algo] ?? `compressor ${String(algo)}`;
 }
 
-/** lz4 cannot tell corrupt input from output that does not fit, so the message names both. */
+/**
+ * Native decoder errors, reworded: lz4 cannot tell corrupt input from output that does not fit, so the
+ * message names both; zstd with an exact-size output reports "too small" for data longer than declared.
+ */
+function explain(algo: Compressor, e: unknown, src: Buffer, out: Buffer): unknown {
+  if (!(e instanceof Error)) return e;
+  if (algo === Compressor.Lz4Block && e.message.startsWith('lz4:')) {
+    return new Error(`lz4_block: corrupt chunk, or it decodes to more than the expected ${out.length} bytes (${src.length} bytes compressed)`);
+  }
+  if (algo === Compressor.Zstd && e.message.includes('Destination buffer is too small')) {
+    return new Error(`zstd: chunk decodes to more than the expected ${out.length} bytes (${src.length} bytes compressed)`);
+  }
+  return e;
+}
+
 function lz4Into(src: Buffer, out: Buffer): number {
   try {
     return native.lz4DecompressInto(src, out);
   } catch (e) {
-    if (e instanceof Error && e.message.startsWith('lz4:')) {
-      throw new Error(
-        `lz4_block: corrupt chunk, or it decodes to more than the expected ${out.length} bytes (${src.length} bytes compressed)`,
-      );
-    }
-    throw e;
+    throw explain(Compressor.Lz4Block, e, src, out);
   }
 }
 
-/** zstd with an exact-size output reports "too small" for data that is longer than declared. */
 function zstdInto(src: Buffer, out: Buffer): number {
   try {
     return native.zstdDecompressInto(src, out);
   } catch (e) {
-    if (e instanceof Error && e.message.includes('Destination buffer is too small')) {
-      throw new Error(`zstd: chunk decodes to more than the expected ${out.length} bytes (${src.length} bytes compressed)`);
-    }
-    throw e;
+    throw explain(Compressor.Zstd, e, src, out);
   }
+}
+
+/**
+ * `decompress` off the JS thread for lz4 and zstd (the libuv pool decodes on another core), with the
+ * same checks and messages; other compressors decode synchronously. Always into a new Buffer.
+ */
+export async function decompressAsync(algo: Compressor, src: Buffer, uncompressedSize: number): Promise<Buffer> {
+  if (algo !== Compressor.Lz4Block && algo !== Compressor.Zstd) return decompress(algo, src, uncompressedSize);
+  if (!Number.isSafeInteger(uncompressedSize) || uncompressedSize < 0) {
+    throw new Error(`${nameOf(algo)}: invalid uncompressed size ${uncompressedSize}`);
+  }
+  const out = Buffer.allocUnsafe(uncompressedSize);
+  let written: number;
+  try {
+    written = await native.decompressAsync(algo, src, out);
+  } catch (e) {
+    throw explain(algo, e, src, out);
+  }
+  if (written !== uncompressedSize) {
+    throw new Error(`${nameOf(algo)}: chunk decodes to ${written} bytes, expected ${uncompressedSize} (${src.length} bytes compressed)`);
+  }
+  return out;
 }
 
 function gunzipInto(src: Buffer, out: Buffer): number {

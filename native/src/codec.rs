@@ -84,26 +84,58 @@ fn with_ctx<T>(
     })
 }
 
+/// Compressor numbers as stored in RAFS (spec 1.1); gzip stays in JS (node:zlib).
+pub const ALGO_LZ4: u32 = 1;
+pub const ALGO_ZSTD: u32 = 3;
+
+/// Decodes `src` into `dst`, returning the bytes written. Runs on any thread: it touches only the two
+/// buffers and this thread's own zstd context.
+pub unsafe fn decode(algo: u32, src: napi::Bytes, dst: napi::Bytes) -> Result<usize, String> {
+    match algo {
+        ALGO_LZ4 => {
+            if src.len > LZ4_MAX || dst.len > LZ4_MAX {
+                return Err(format!("lz4: buffers larger than {LZ4_MAX} bytes are not supported"));
+            }
+            if src.len == 0 {
+                return Err("lz4: empty input is not a valid lz4 block".into());
+            }
+            let n = LZ4_decompress_safe(src.ptr() as _, dst.ptr() as _, src.len as c_int, dst.len as c_int);
+            if n < 0 {
+                return Err(format!(
+                    "lz4: corrupt input, or it decodes to more than the {} byte destination ({} bytes of input)",
+                    dst.len, src.len
+                ));
+            }
+            Ok(n as usize)
+        }
+        ALGO_ZSTD => {
+            if src.len == 0 {
+                // libzstd accepts zero frames as valid empty output; a chunk is never that.
+                return Err("zstd: empty input is not a zstd frame".into());
+            }
+            let n = with_ctx(&DCTX, ZSTD_createDCtx, ZSTD_freeDCtx, |ctx| {
+                Ok(ZSTD_decompressDCtx(ctx, dst.ptr() as _, dst.len, src.ptr() as _, src.len))
+            })
+            .map_err(|_| "zstd: cannot allocate a context".to_string())?;
+            if ZSTD_isError(n) != 0 {
+                return Err(format!("zstd: {} ({} bytes of input, {} byte destination)", zstd_error(n), src.len, dst.len));
+            }
+            Ok(n)
+        }
+        other => Err(format!("compressor {other} cannot be decoded natively")),
+    }
+}
+
 /// lz4DecompressInto(src, dst) -> bytes written
 pub unsafe extern "C" fn lz4_decompress_into(env: napi_env, info: napi_callback_info) -> napi_value {
     napi::call(env, || {
         let a = napi::args::<2>(env, info)?;
         let src = a.bytes(0, "src")?;
         let dst = a.bytes(1, "dst")?;
-        if src.len > LZ4_MAX || dst.len > LZ4_MAX {
-            return fail(format!("lz4: buffers larger than {LZ4_MAX} bytes are not supported"));
+        match decode(ALGO_LZ4, src, dst) {
+            Ok(n) => napi::number(env, n as f64),
+            Err(m) => fail(m),
         }
-        if src.len == 0 {
-            return fail("lz4: empty input is not a valid lz4 block");
-        }
-        let n = LZ4_decompress_safe(src.ptr() as _, dst.ptr() as _, src.len as c_int, dst.len as c_int);
-        if n < 0 {
-            return fail(format!(
-                "lz4: corrupt input, or it decodes to more than the {} byte destination ({} bytes of input)",
-                dst.len, src.len
-            ));
-        }
-        napi::number(env, n as f64)
     })
 }
 
@@ -131,22 +163,10 @@ pub unsafe extern "C" fn zstd_decompress_into(env: napi_env, info: napi_callback
         let a = napi::args::<2>(env, info)?;
         let src = a.bytes(0, "src")?;
         let dst = a.bytes(1, "dst")?;
-        if src.len == 0 {
-            // libzstd accepts zero frames as valid empty output; a chunk is never that.
-            return fail("zstd: empty input is not a zstd frame");
+        match decode(ALGO_ZSTD, src, dst) {
+            Ok(n) => napi::number(env, n as f64),
+            Err(m) => fail(m),
         }
-        let n = with_ctx(&DCTX, ZSTD_createDCtx, ZSTD_freeDCtx, |ctx| {
-            Ok(ZSTD_decompressDCtx(ctx, dst.ptr() as _, dst.len, src.ptr() as _, src.len))
-        })?;
-        if ZSTD_isError(n) != 0 {
-            return fail(format!(
-                "zstd: {} ({} bytes of input, {} byte destination)",
-                zstd_error(n),
-                src.len,
-                dst.len
-            ));
-        }
-        napi::number(env, n as f64)
     })
 }
 

@@ -7,6 +7,7 @@ mod codec;
 mod hash;
 mod napi;
 mod sys;
+mod work;
 
 use napi::{napi_callback, napi_env, napi_value};
 
@@ -15,6 +16,7 @@ const EXPORTS: &[(&[u8], napi_callback)] = &[
     (b"lz4Compress\0", codec::lz4_compress),
     (b"zstdDecompressInto\0", codec::zstd_decompress_into),
     (b"zstdCompress\0", codec::zstd_compress),
+    (b"decompressAsync\0", work::decompress_async),
     (b"blake3\0", hash::blake3),
     (b"crc32c\0", hash::crc32c),
     (b"mount\0", sys::mount),

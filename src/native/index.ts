@@ -24,6 +24,11 @@ export interface NativeAddon {
   lz4Compress(src: Uint8Array): Buffer;
   /** Decodes zstd frame(s) into `dst` with a per-thread context; returns the bytes written. */
   zstdDecompressInto(src: Uint8Array, dst: Uint8Array): number;
+  /**
+   * Decodes an lz4 block (algo 1) or zstd frame (algo 3) into `dst` on the libuv thread pool; resolves to
+   * the bytes written. `src` and `dst` must stay untouched until it settles.
+   */
+  decompressAsync(algo: number, src: Uint8Array, dst: Uint8Array): Promise<number>;
   /** One standard zstd frame; `level` defaults to 3. */
   zstdCompress(src: Uint8Array, level?: number): Buffer;
   /** 32-byte BLAKE3 hash. */

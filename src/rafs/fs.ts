@@ -12,6 +12,13 @@ import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from './types.j
 const TIMEOUT = 2 ** 32;
 const FUSE_ROOT = 1n;
 const FILE_CHUNK_CACHE = 256;
+/**
+ * How far ahead of a sequential reader chunks are fetched. The kernel sends one 1 MiB READ at a time per
+ * file, so without this each READ waits for its own fetch and decompression; with it the next chunks are
+ * already being fetched and decompressed while the current one is replied.
+ */
+const READAHEAD = 4 * 1024 * 1024;
+const SEQUENTIAL_TRACKED = 1024;
 
 export interface RafsFsOptions {
   /** rafs.enable_xattr: answer xattr requests even when the image has none */
@@ -30,6 +37,8 @@ export class RafsFs implements FileSystem {
   private readonly xattrOn: boolean;
   private readonly startTime: number;
   private readonly chunkCache = new Map<number, ChunkInfo[]>();
+  /** end offset of the last read of each recently read file, to spot sequential readers */
+  private readonly lastEnd = new Map<number, number>();
 
   constructor(
     readonly bootstrap: Bootstrap,
@@ -174,11 +183,23 @@ export class RafsFs implements FileSystem {
       along.push(chunks[i]!);
       budget -= chunks[i]!.compressedSize || chunks[i]!.uncompressedSize;
     }
+    this.readAhead(inode.ino, start, end, chunks, i);
     try {
       return await this.device.read(slices, along);
     } catch (err) {
       throw new FuseError('EIO', (err as Error).message);
     }
+  }
+
+  /** For a read that continues where the last one of this file ended, starts fetching the next chunks. */
+  private readAhead(ino: number, start: number, end: number, chunks: ChunkInfo[], next: number): void {
+    const sequential = this.lastEnd.get(ino) === start;
+    if (this.lastEnd.size >= SEQUENTIAL_TRACKED) this.lastEnd.clear();
+    this.lastEnd.set(ino, end);
+    if (!sequential) return;
+    const ahead: ChunkInfo[] = [];
+    for (let k = next; k < chunks.length && chunks[k]!.fileOffset < end + READAHEAD; k++) ahead.push(chunks[k]!);
+    if (ahead.length > 0) this.device.prefetch(ahead);
   }
 
   async readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Promise<Iterable<FuseDirEntry>> {

@@ -7,18 +7,39 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { decompress } from '../compress.js';
+import { decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../rafs/types.js';
-import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
-import { ChunkMap } from './chunk-map.js';
+import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { ChunkMap, ChunkMapError } from './chunk-map.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
 const fdatasync = promisify(fs.fdatasync);
 
+/**
+ * Decoded chunks kept in memory after their fetch, so that a reader arriving just after readahead
+ * fetched its chunk is served without reading the cache file back (bytes, per blob).
+ */
+const RECENT_BYTES = 16 * 1024 * 1024;
+/** Collects the chunks of a burst of fetches under one fdatasync. */
+const DURABLE_DELAY_MS = 20;
+
 /** Never merge a fetch beyond this, whatever amplify_io says: 128 KiB is the reference's floor. */
 const MIN_AMPLIFY = 128 * 1024;
+
+/** Opens the blob's chunk map; one that cannot be used (wrong size, foreign header) is replaced by an empty one. */
+function openOrReset(file: string, chunkCount: number, stale: boolean, log?: StorageLog): ChunkMap {
+  if (stale) fs.rmSync(file, { force: true });
+  try {
+    return ChunkMap.open(file, chunkCount);
+  } catch (err) {
+    if (!(err instanceof ChunkMapError)) throw err;
+    log?.('warn', `${err.message}; starting it afresh (no chunk ready)`);
+    fs.rmSync(file, { force: true });
+    return ChunkMap.open(file, chunkCount);
+  }
+}
 
 export interface BlobCacheOptions {
   workDir: string;
@@ -33,6 +54,7 @@ export interface BlobCacheOptions {
   timeoutSec: number;
   /** the image's digester, for chunk digests */
   digester: Digester;
+  log?: StorageLog;
 }
 
 /** One piece of one chunk a reader wants: bytes [start, end) of the uncompressed chunk. */
@@ -59,10 +81,16 @@ export class BlobCache {
   /** chunks whose data is written but not yet durable: readable from the data file already */
   private readonly written = new Set<number>();
   private readonly inflight = new Map<number, Promise<Buffer>>();
+  private readonly recent = new Map<number, Buffer>();
+  private recentBytes = 0;
   private durableQueue: number[] = [];
   private durableRunning: Promise<void> | undefined;
   readonly stats: BlobCacheStats = { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0 };
+  /** set by close(): no new chunk is written from then on */
+  private closing = false;
   private closed = false;
+  /** chunk writes in progress; close() waits for them so that no write lands on a closed (reused) fd */
+  private readonly persisting = new Set<Promise<void>>();
 
   /**
    * @param neighbours chunks of this blob by index, in blob order, when known (v6 CI table): used to
@@ -78,16 +106,18 @@ export class BlobCache {
     this.mapPath = `${this.dataPath}.chunk_map`;
     this.dataFd = fs.openSync(this.dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     try {
-      const size = fs.fstatSync(this.dataFd).size;
-      if (blob.uncompressedSize > 0) {
-        if (size < blob.uncompressedSize) fs.ftruncateSync(this.dataFd, blob.uncompressedSize);
-        else if (size > blob.uncompressedSize) {
-          throw new Error(
-            `blob cache ${this.dataPath}: file is ${size} bytes, larger than the blob's uncompressed size ${blob.uncompressedSize}`,
-          );
-        }
+      let size = fs.fstatSync(this.dataFd).size;
+      let stale = false;
+      if (blob.uncompressedSize > 0 && size > blob.uncompressedSize) {
+        // not this blob's cache (or damaged): nothing in it can be trusted, but a cache is never worth
+        // failing reads for (the reference fails the mount here, spec quirk Q5)
+        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${blob.uncompressedSize}); starting it afresh`);
+        fs.ftruncateSync(this.dataFd, 0);
+        size = 0;
+        stale = true;
       }
-      this.map = blob.chunkCount > 0 ? ChunkMap.open(this.mapPath, blob.chunkCount) : undefined;
+      if (blob.uncompressedSize > 0 && size < blob.uncompressedSize) fs.ftruncateSync(this.dataFd, blob.uncompressedSize);
+      this.map = blob.chunkCount > 0 ? openOrReset(this.mapPath, blob.chunkCount, stale, opts.log) : undefined;
     } catch (err) {
       fs.closeSync(this.dataFd);
       throw err;
@@ -99,10 +129,20 @@ export class BlobCache {
     return this.map ? [this.dataPath, this.mapPath] : [this.dataPath];
   }
 
-  isReady(index: number): boolean {
-    if (this.written.has(index)) return true;
-    if (this.map) return index < this.map.chunkCount && this.map.isReady(index);
-    return this.memoryReady.has(index);
+  /**
+   * What identifies a chunk in the readiness and in-flight sets: its index when the blob declares its
+   * chunks (chunk map), else its position in the cache file. Old v5 images number no chunks (every
+   * chunk record says index 0), so an index would make all their chunks one.
+   */
+  private key(chunk: ChunkInfo): number {
+    return this.map ? chunk.index : chunk.uncompressedOffset;
+  }
+
+  /** `key` is what `key(chunk)` returns: a chunk index when the blob has a chunk map. */
+  isReady(key: number): boolean {
+    if (this.written.has(key)) return true;
+    if (this.map) return key < this.map.chunkCount && this.map.isReady(key);
+    return this.memoryReady.has(key);
   }
 
   /**
@@ -113,13 +153,19 @@ export class BlobCache {
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
-      const i = s.chunk.index;
+      const i = this.key(s.chunk);
       if (seen.has(i) || this.inflight.has(i) || this.readyNow(i)) continue;
       seen.add(i);
       missing.push(s.chunk);
     }
     if (missing.length > 0) this.startFetch(missing, along);
     return Promise.all(slices.map((s) => this.readSlice(s)));
+  }
+
+  /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
+  prefetch(chunks: ChunkInfo[]): void {
+    const missing = chunks.filter((c) => !this.inflight.has(this.key(c)) && !this.readyNow(this.key(c)));
+    if (missing.length > 0) this.startFetch(missing, []);
   }
 
   private readyNow(index: number): boolean {
@@ -130,16 +176,22 @@ export class BlobCache {
 
   private async readSlice(s: ChunkSlice): Promise<Buffer> {
     const { chunk, start, end } = s;
-    const pending = this.inflight.get(chunk.index);
+    const key = this.key(chunk);
+    const pending = this.inflight.get(key);
     if (pending) return (await pending).subarray(start, end);
+    const held = this.recent.get(key);
+    if (held) {
+      this.stats.cacheHits++;
+      return held.subarray(start, end);
+    }
     if (this.opts.validateCache) {
       const whole = await this.readCached(chunk, 0, chunk.uncompressedSize);
       if (this.verify(chunk, whole)) return whole.subarray(start, end);
       // a corrupt cache entry is refetched, never served
       this.startFetch([chunk], []);
-      return (await this.inflight.get(chunk.index)!).subarray(start, end);
+      return (await this.inflight.get(key)!).subarray(start, end);
     }
-    if (!this.isReady(chunk.index)) {
+    if (!this.isReady(key)) {
       // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
       throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId} is not available`, this.blob.blobId);
     }
@@ -162,8 +214,9 @@ export class BlobCache {
   private startFetch(missing: ChunkInfo[], along: ChunkInfo[]): void {
     const limit = Math.max(this.opts.amplifyIo, MIN_AMPLIFY);
     const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
+    // the caller's following chunks, by where they start in the blob (that is what "adjacent" means)
     const extra = new Map<number, ChunkInfo>();
-    for (const c of along) if (c.blobIndex === this.blob.index) extra.set(c.index, c);
+    for (const c of along) if (c.blobIndex === this.blob.index) extra.set(c.compressedOffset, c);
 
     let group: ChunkInfo[] = [];
     const flush = () => {
@@ -173,7 +226,7 @@ export class BlobCache {
       group = [];
     };
     for (const c of byOffset) {
-      if (this.inflight.has(c.index)) continue;
+      if (this.inflight.has(this.key(c))) continue;
       const first = group[0];
       const last = group[group.length - 1];
       if (
@@ -193,10 +246,11 @@ export class BlobCache {
     const start = group[0]!.compressedOffset;
     for (;;) {
       const last = group[group.length - 1]!;
-      const next = this.neighbours?.(last.index + 1) ?? extra.get(last.index + 1);
+      const next = this.neighbours?.(last.index + 1) ?? extra.get(last.compressedOffset + last.compressedSize);
       if (!next || next.compressedOffset !== last.compressedOffset + last.compressedSize) return;
       if (next.compressedOffset + next.compressedSize - start > limit) return;
-      if (this.inflight.has(next.index) || this.isReady(next.index)) return;
+      const key = this.key(next);
+      if (this.inflight.has(key) || this.isReady(key) || group.some((c) => this.key(c) === key)) return;
       group.push(next);
     }
   }
@@ -211,29 +265,35 @@ export class BlobCache {
       return readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
     })();
     const decoded = group.map((chunk) => {
-      const p = raw.then((data) => {
+      const p = raw.then(async (data) => {
         const stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
-        const plain = this.decode(chunk, stored);
+        const plain = await this.decode(chunk, stored);
         if (this.opts.validateFetch && !this.verify(chunk, plain)) {
           throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: digest mismatch`, this.blob.blobId);
         }
         return plain;
       });
-      this.inflight.set(chunk.index, p);
+      this.inflight.set(this.key(chunk), p);
       return { chunk, p };
     });
     for (const { chunk, p } of decoded) {
       p.then(
-        (plain) => this.persist(chunk, plain),
+        (plain) => {
+          this.remember(this.key(chunk), plain);
+          const w = this.persist(chunk, plain).catch(() => undefined);
+          this.persisting.add(w);
+          return w.finally(() => this.persisting.delete(w));
+        },
         () => undefined,
       ).finally(() => {
         // keep serving from memory until the data is in the file
-        this.inflight.delete(chunk.index);
+        this.inflight.delete(this.key(chunk));
       });
     }
   }
 
-  private decode(chunk: ChunkInfo, stored: Buffer): Buffer {
+  /** Decodes on the libuv pool: the chunks of a group and of readahead decode in parallel, on the other core. */
+  private async decode(chunk: ChunkInfo, stored: Buffer): Promise<Buffer> {
     const compressed = (chunk.flags & ChunkFlag.COMPRESSED) !== 0;
     if (!compressed) {
       if (stored.length !== chunk.uncompressedSize) {
@@ -245,7 +305,7 @@ export class BlobCache {
       return Buffer.from(stored);
     }
     try {
-      return decompress(this.blob.compressor, stored, chunk.uncompressedSize);
+      return await decompressAsync(this.blob.compressor, stored, chunk.uncompressedSize);
     } catch (err) {
       throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: ${(err as Error).message}`, this.blob.blobId, { cause: err });
     }
@@ -258,25 +318,37 @@ export class BlobCache {
   }
 
   private async persist(chunk: ChunkInfo, plain: Buffer): Promise<void> {
-    if (this.closed || this.isReady(chunk.index)) return;
+    if (this.closing || this.isReady(this.key(chunk))) return;
     let done = 0;
     while (done < plain.length) {
       const { bytesWritten } = await pwrite(this.dataFd, plain, done, plain.length - done, chunk.uncompressedOffset + done);
       done += bytesWritten;
     }
-    this.chunksDone(chunk.index);
+    this.chunksDone(this.key(chunk));
   }
 
   /** Batches durability: one fdatasync covers every chunk written before it started. */
-  private chunksDone(index: number): void {
-    this.written.add(index);
+  private chunksDone(key: number): void {
+    this.written.add(key);
     this.stats.chunksFetched++;
-    this.durableQueue.push(index);
+    this.durableQueue.push(key);
     if (!this.durableRunning) this.durableRunning = this.drainDurable();
+  }
+
+  private remember(key: number, plain: Buffer): void {
+    if (plain.length > RECENT_BYTES / 4) return;
+    this.recent.set(key, plain);
+    this.recentBytes += plain.length;
+    for (const [k, b] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(k);
+      this.recentBytes -= b.length;
+    }
   }
 
   private async drainDurable(): Promise<void> {
     try {
+      await new Promise((r) => setTimeout(r, DURABLE_DELAY_MS));
       while (this.durableQueue.length > 0 && !this.closed) {
         const batch = this.durableQueue;
         this.durableQueue = [];
@@ -300,8 +372,14 @@ export class BlobCache {
     }
   }
 
+  /**
+   * Waits for the chunk writes in progress and their durability, but not for backend fetches: a hung
+   * backend must not hold up shutdown, and what it returns later is simply not cached.
+   */
   async close(): Promise<void> {
-    await this.flush().catch(() => undefined);
+    this.closing = true;
+    await Promise.allSettled([...this.persisting]);
+    while (this.durableRunning) await this.durableRunning.catch(() => undefined);
     this.closed = true;
     this.map?.close();
     fs.closeSync(this.dataFd);

@@ -3,7 +3,7 @@
 // missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo, Digester } from '../rafs/types.js';
-import { BackendError, MeteredBackend, type BlobBackend } from './backend.js';
+import { BackendError, MeteredBackend, type BlobBackend, type StorageLog } from './backend.js';
 import { BlobCache, type ChunkSlice } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
 
@@ -17,6 +17,8 @@ export interface BlobDeviceOptions {
   validateCache: boolean;
   timeoutSec: number;
   digester: Digester;
+  /** per-backend-read debug lines and read failures go here */
+  log?: StorageLog;
 }
 
 interface OpenBlob {
@@ -34,7 +36,7 @@ export class BlobDevice {
     opts: BlobDeviceOptions,
   ) {
     fs.mkdirSync(opts.workDir, { recursive: true });
-    this.backend = new MeteredBackend(opts.backend);
+    this.backend = new MeteredBackend(opts.backend, opts.log);
     this.opts = { ...opts, backend: this.backend };
   }
 
@@ -62,6 +64,16 @@ export class BlobDevice {
    * CI table; `along` are chunks worth fetching in the same backend round trip (the rest of the file).
    */
   async read(slices: ChunkSlice[], along: ChunkInfo[] = []): Promise<Buffer[]> {
+    try {
+      return await this.readSlices(slices, along);
+    } catch (err) {
+      // the reader only sees EIO: the reason has to be in the log
+      this.opts.log?.('warn', `read failed: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  private async readSlices(slices: ChunkSlice[], along: ChunkInfo[]): Promise<Buffer[]> {
     const byBlob = new Map<number, number[]>();
     slices.forEach((s, i) => {
       const list = byBlob.get(s.chunk.blobIndex);
@@ -72,15 +84,7 @@ export class BlobDevice {
     await Promise.all(
       [...byBlob].map(async ([blobIndex, idx]) => {
         const { cache, meta } = await this.open(blobIndex);
-        const resolve = (c: ChunkInfo): ChunkInfo => {
-          if (!meta) return c;
-          const r = meta.chunk(c.index);
-          if (!r) throw new BackendError(`chunk index ${c.index} is beyond blob ${cache.blob.blobId}'s ${meta.count} chunks`, cache.blob.blobId);
-          if (r.uncompressedOffset !== c.uncompressedOffset && c.uncompressedOffset !== 0) {
-            throw new BackendError(`chunk ${c.index} of blob ${cache.blob.blobId}: CI table and bootstrap disagree on its offset`, cache.blob.blobId);
-          }
-          return c.digest.length ? { ...r, digest: c.digest } : r;
-        };
+        const resolve = (c: ChunkInfo) => this.resolve(cache, meta, c);
         const mine = idx.map((i) => ({ ...slices[i]!, chunk: resolve(slices[i]!.chunk) }));
         const extra = along.filter((c) => c.blobIndex === blobIndex).map(resolve);
         const data = await cache.read(mine, extra);
@@ -88,6 +92,32 @@ export class BlobDevice {
       }),
     );
     return out;
+  }
+
+  /** v6: a chunk's location comes from its blob's CI table; the bootstrap's record only supplies the digest. */
+  private resolve(cache: BlobCache, meta: BlobMeta | undefined, c: ChunkInfo): ChunkInfo {
+    if (!meta) return c;
+    const r = meta.chunk(c.index);
+    if (!r) throw new BackendError(`chunk index ${c.index} is beyond blob ${cache.blob.blobId}'s ${meta.count} chunks`, cache.blob.blobId);
+    if (r.uncompressedOffset !== c.uncompressedOffset && c.uncompressedOffset !== 0) {
+      throw new BackendError(`chunk ${c.index} of blob ${cache.blob.blobId}: CI table and bootstrap disagree on its offset`, cache.blob.blobId);
+    }
+    return c.digest.length ? { ...r, digest: c.digest } : r;
+  }
+
+  /** Starts fetching chunks ahead of their readers; a failure is left for the read that needs the chunk. */
+  prefetch(chunks: ChunkInfo[]): void {
+    const byBlob = new Map<number, ChunkInfo[]>();
+    for (const c of chunks) {
+      const list = byBlob.get(c.blobIndex);
+      if (list) list.push(c);
+      else byBlob.set(c.blobIndex, [c]);
+    }
+    for (const [blobIndex, list] of byBlob) {
+      this.open(blobIndex)
+        .then(({ cache, meta }) => cache.prefetch(list.map((c) => this.resolve(cache, meta, c))))
+        .catch(() => undefined);
+    }
   }
 
   /** Every cache file of every blob opened so far. */
@@ -111,12 +141,17 @@ export class BlobDevice {
     return total;
   }
 
+  /** Closes every blob cache. A blob still opening (its CI table fetch hangs) is closed if it ever opens. */
   async close(): Promise<void> {
-    for (const p of this.opened.values()) {
-      const b = await p.catch(() => undefined);
-      await b?.cache.close();
-    }
+    const pending = [...this.opened.values()];
     this.opened.clear();
+    await Promise.all(
+      pending.map(async (p) => {
+        const b = await Promise.race([p.catch(() => undefined), new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
+        if (b === 'pending') void p.then((late) => late.cache.close(), () => undefined);
+        else await b?.cache.close();
+      }),
+    );
     await this.opts.backend.close();
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
-import { compress, compressorName, decompress, parseCompressor } from '../../src/compress.js';
+import { compress, compressorName, decompress, decompressAsync, parseCompressor } from '../../src/compress.js';
 import { Compressor } from '../../src/rafs/types.js';
 import { noise, SIZES, text } from './data.js';
 
@@ -73,4 +73,26 @@ describe('compress/decompress', () => {
     assert.deepEqual(ALL.map(compressorName), ['none', 'lz4_block', 'zstd', 'gzip']);
     assert.throws(() => parseCompressor('lz4'), /unknown compressor 'lz4'/);
   });
+});
+
+describe('decompressAsync (libuv pool)', () => {
+  for (const algo of ALL) {
+    const name = compressorName(algo);
+    it(`${name}: decodes like decompress, many in parallel`, async () => {
+      const inputs = SIZES.filter((n) => n > 0).map((n) => text(n));
+      const outs = await Promise.all(inputs.map((d) => decompressAsync(algo, compress(algo, d), d.length)));
+      outs.forEach((o, i) => assert.ok(o.equals(inputs[i]!), `${name} ${inputs[i]!.length}`));
+    });
+  }
+
+  for (const algo of [Compressor.Lz4Block, Compressor.Zstd]) {
+    const name = compressorName(algo);
+    it(`${name}: corrupt input and a wrong declared size reject with a message`, async () => {
+      const data = text(50_000);
+      const c = compress(algo, data);
+      await assert.rejects(decompressAsync(algo, Buffer.from('definitely not compressed data at all'), 1000), new RegExp(`^Error: ${name === 'zstd' ? 'zstd' : 'lz4_block'}`));
+      await assert.rejects(decompressAsync(algo, c, data.length - 1), /more than the expected|decodes to/);
+      await assert.rejects(decompressAsync(algo, c, data.length + 1), /decodes to 50000 bytes, expected 50001/);
+    });
+  }
 });
