@@ -33,7 +33,9 @@ export function readRequest(fd: number, buf: Uint8Array): number {
 
 /** One reply or notification as a single writev(2): the kernel takes a message only whole, in one write. */
 export function writeMessage(fd: number, parts: Uint8Array[]): void {
-  // native.writeFd has no gather form; writev lets 1 MiB read replies go out without concatenating
+  // native.writeFd has no gather form; writev lets 1 MiB read replies go out without concatenating.
+  // Empty parts are dropped: libuv turns a trailing one into a separate write(2), which /dev/fuse rejects.
+  parts = nonEmpty(parts);
   const total = parts.reduce((n, p) => n + p.length, 0);
   const n = parts.length === 1 ? fs.writeSync(fd, parts[0]!) : fs.writevSync(fd, parts);
   if (n !== total) throw Object.assign(new Error(`short write to /dev/fuse: ${n} of ${total} bytes`), { code: 'EIO' });
@@ -44,12 +46,17 @@ export function writeMessage(fd: number, parts: Uint8Array[]): void {
  * that copy is most of the work, and it then runs beside the main thread. `parts` must stay unchanged until `done`.
  */
 export function writeMessageAsync(fd: number, parts: Uint8Array[], done: (err: (Error & { code?: string }) | null) => void): void {
+  parts = nonEmpty(parts);
   const total = parts.reduce((n, p) => n + p.length, 0);
   fs.writev(fd, parts, (err, n) => {
     if (err) done(err);
     else if (n !== total) done(Object.assign(new Error(`short write to /dev/fuse: ${n} of ${total} bytes`), { code: 'EIO' }));
     else done(null);
   });
+}
+
+function nonEmpty(parts: Uint8Array[]): Uint8Array[] {
+  return parts.every((p) => p.length > 0) ? parts : parts.filter((p) => p.length > 0);
 }
 
 export function closeDevice(fd: number): void {
