@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // nydusd: serves RAFS images over FUSE. Argument errors exit 2, start-up errors exit 1 with `Error: ...`,
-// SIGTERM/SIGINT unmount and exit 0.
+// SIGTERM/SIGINT unmount and exit 0, SIGUSR2 logs the backend and cache counters as `metrics: {json}`.
 import { parseArgs, UsageError, USAGE } from '../service/args.js';
 import { FuseDaemon } from '../service/daemon.js';
 import { Logger } from '../service/logger.js';
 import { versionText } from '../service/version.js';
+
+// The libuv pool decodes chunks, writes the cache and syncs it; fdatasync blocks a pool thread for a
+// while, so four threads (the default) leave too few for decoding. Read when the pool first starts, which
+// is after this line.
+process.env.UV_THREADPOOL_SIZE ??= '8';
 
 async function main(): Promise<number> {
   let args;
@@ -53,6 +58,12 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGUSR2', () => {
+    daemon.metrics().then(
+      (m) => log.report(`metrics: ${m}`),
+      (err) => log.warn(`metrics: ${(err as Error).message}`),
+    );
+  });
   try {
     await daemon.start();
   } catch (err) {

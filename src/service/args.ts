@@ -127,6 +127,11 @@ fuse options:
       --failover-policy <p>    none|resend|flush [default: resend]
       --thread-num <n>         FUSE worker threads, alias --fuse-threads [default: 4]
       --writable               mount read-write (unsupported)
+
+Signals:
+  SIGTERM, SIGINT              unmount and exit 0
+  SIGUSR2                      log the backend and blob-cache counters as one line \`metrics: {json}\`
+                               (each backend read is also logged at debug level)
 `;
 
 export function parseArgs(argv: string[]): DaemonArgs {

@@ -1,6 +1,7 @@
 // The FUSE daemon's life: load the image, mount, serve, and unmount on SIGTERM/SIGINT. It stays in the
 // foreground as the spawned pid (the snapshotter waits on it and reads /proc/<pid>/stat).
 import fs from 'node:fs';
+import { abortConnection, MNT_DETACH, umount } from '../fuse/device.js';
 import { Session } from '../fuse/session.js';
 import type { DaemonArgs } from './args.js';
 import { localfsDirConfig, parseConfig, type ConfigV2 } from './config.js';
@@ -37,6 +38,7 @@ export class FuseDaemon {
   private session: Session | undefined;
   private instance: RafsInstance | undefined;
   private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   readonly startTime = Date.now() / 1000;
 
   constructor(
@@ -45,7 +47,12 @@ export class FuseDaemon {
   ) {}
 
   /** Everything that can fail before the mount exists fails here, and nothing is left mounted. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.mountInitial();
+    return this.starting;
+  }
+
+  private async mountInitial(): Promise<void> {
     const a = this.args;
     if (!a.mountpoint) throw new Error('the --mountpoint argument is required in FUSE mode');
     let mountpoint: string;
@@ -65,7 +72,7 @@ export class FuseDaemon {
     const config = loadConfig(a);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
-    this.instance = createRafsInstance(a.bootstrap, config, this.startTime);
+    this.instance = createRafsInstance(a.bootstrap, config, this.startTime, (level, msg) => this.log.log(level, msg));
     const sb = this.instance.bootstrap.superblock;
     this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
 
@@ -73,6 +80,11 @@ export class FuseDaemon {
     this.session = await Session.mount(this.instance.fs, {
       mountpoint,
       readers: Math.min(a.threads, 2),
+      // 1 MiB readahead makes sequential reads arrive as 1 MiB requests, one per chunk
+      readAheadKb: 1024,
+      // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
+      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always')
+      readdirplus: 'always',
       log: (level, msg) => log.log(level, msg),
     });
     this.session.once('closed', () => {
@@ -85,13 +97,43 @@ export class FuseDaemon {
     this.log.info(`mounted at ${mountpoint}, state RUNNING`);
   }
 
+  /**
+   * The counters an operator asks for with SIGUSR2 (until the metrics API exists): backend reads, bytes
+   * and errors, and the blob caches' hits and fetched chunks, as one line of JSON.
+   */
+  async metrics(): Promise<string> {
+    const device = this.instance?.device;
+    if (!device) return JSON.stringify({ state: 'INIT' });
+    const b = device.backend;
+    return JSON.stringify({
+      backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
+      cache: await device.stats(),
+    });
+  }
+
   /** Unmounts (if mounted), flushes the cache state and closes the backend. Idempotent. */
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
+      // a signal during start-up: let the mount finish (bounded by the INIT timeout), then undo it, so
+      // that no dead mount is left behind
+      await this.starting?.catch(() => undefined);
       try {
-        await this.session?.unmount().catch(async (err) => {
-          this.log.warn(`${(err as Error).message}; detaching lazily`);
-          await this.session?.unmount({ lazy: true });
+        const s = this.session;
+        await s?.unmount().catch(async (err) => {
+          // busy (open files, a cwd inside): detach it, and end the connection, so that its users get
+          // ENOTCONN rather than a mount whose server is gone (the reference's connection ends with its fd)
+          this.log.warn(`${(err as Error).message}; detaching lazily and aborting the connection`);
+          try {
+            abortConnection(s.mountpoint);
+          } catch (e) {
+            this.log.warn(`cannot abort the FUSE connection of ${s.mountpoint}: ${(e as Error).message}`);
+          }
+          try {
+            umount(s.mountpoint, MNT_DETACH);
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'EINVAL') this.log.warn(`lazy unmount of ${s.mountpoint}: ${(e as Error).message}`);
+          }
+          await s.unmount({ lazy: true });
         });
       } finally {
         await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));

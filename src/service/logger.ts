@@ -35,6 +35,12 @@ export class Logger {
     fs.writeSync(this.fd, `[${timestamp(new Date())}] ${level.toUpperCase()} ${message}\n`);
   }
 
+  /** An INFO line the operator explicitly asked for (SIGUSR2): written at any level except `off`. */
+  report(message: string): void {
+    if (this.level === 'off') return;
+    fs.writeSync(this.fd, `[${timestamp(new Date())}] INFO ${message}\n`);
+  }
+
   trace(m: string): void { this.log('trace', m); }
   debug(m: string): void { this.log('debug', m); }
   info(m: string): void { this.log('info', m); }

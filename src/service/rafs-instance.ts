@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
 import type { Bootstrap } from '../rafs/types.js';
+import type { StorageLog } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
 import type { ConfigV2 } from './config.js';
@@ -15,7 +16,7 @@ export interface RafsInstance {
   config: ConfigV2;
 }
 
-export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number): RafsInstance {
+export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number, log?: StorageLog): RafsInstance {
   const rafs = config.rafs;
   if (!rafs) throw new Error('no configuration information for rafs');
   const cache = config.cache;
@@ -26,6 +27,9 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
   let bootstrap: Bootstrap;
   try {
     bootstrap = loadBootstrap(bootstrapPath);
+    // a mount whose root cannot be read serves nothing but EIO: refuse it now, with the reason
+    const root = bootstrap.getInode(bootstrap.superblock.rootIno);
+    if ((root.mode & 0o170000) !== 0o040000) throw new Error(`root inode ${root.ino} is not a directory (mode 0o${root.mode.toString(8)})`);
   } catch (err) {
     throw new Error(`cannot load bootstrap ${bootstrapPath}: ${(err as Error).message}`, { cause: err });
   }
@@ -41,6 +45,7 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
     validateCache: cache.validate,
     timeoutSec,
     digester: bootstrap.superblock.digester,
+    log,
   });
   const fs = new RafsFs(bootstrap, device, { enableXattr: rafs.enable_xattr, amplifyIo: rafs.batch_size, startTime });
   return { bootstrap, device, fs, config };

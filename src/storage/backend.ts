@@ -59,11 +59,21 @@ export interface BackendStats {
   errors: number;
 }
 
-/** Wraps a backend to count every read that reaches it, whoever issues it (cache, meta, prefetch). */
+/** Where the storage layer reports what an operator may want to see (the daemon's logger). */
+export type StorageLog = (level: 'debug' | 'warn', message: string) => void;
+
+/**
+ * Wraps a backend to count every read that reaches it, whoever issues it (cache, meta, prefetch), and
+ * to log each one at debug level: when a cache does not behave, the backend traffic is the first thing
+ * an operator looks at.
+ */
 export class MeteredBackend implements BlobBackend {
   readonly stats: BackendStats = { reads: 0, bytes: 0, errors: 0 };
 
-  constructor(private readonly inner: BlobBackend) {}
+  constructor(
+    private readonly inner: BlobBackend,
+    private readonly log?: StorageLog,
+  ) {}
 
   get kind(): string {
     return this.inner.kind;
@@ -71,12 +81,15 @@ export class MeteredBackend implements BlobBackend {
 
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     this.stats.reads++;
+    const t0 = performance.now();
     try {
       const data = await this.inner.read(blobId, offset, length, signal);
       this.stats.bytes += data.length;
+      this.log?.('debug', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} in ${(performance.now() - t0).toFixed(1)} ms`);
       return data;
     } catch (err) {
       this.stats.errors++;
+      this.log?.('warn', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} failed: ${(err as Error).message}`);
       throw err;
     }
   }

@@ -4,6 +4,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BackendError, type BlobBackend } from './backend.js';
 
+/**
+ * Opens a blob file. O_NONBLOCK keeps a FIFO or device named like a blob from blocking a libuv worker in
+ * open(2) forever (and with it the daemon's exit, which joins those workers); such files are refused.
+ */
+async function openRegular(file: string, blobId: string): Promise<fs.promises.FileHandle> {
+  const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const st = await fh.stat().catch(async (err) => {
+    await fh.close();
+    throw err;
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw new BackendError(`localfs: blob ${blobId} at ${file} is not a regular file`, blobId);
+  }
+  return fh;
+}
+
+/** `p`, unless `signal` aborts first: then its reason (the read itself cannot be cancelled). */
+function untilSettledOrAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export interface LocalFsConfig {
   dir?: string;
   blob_file?: string;
@@ -13,6 +41,8 @@ export interface LocalFsConfig {
 export class LocalFsBackend implements BlobBackend {
   readonly kind = 'localfs';
   private readonly files = new Map<string, Promise<fs.promises.FileHandle>>();
+  /** per blob: a read its caller gave up on (timeout) that has not returned from the kernel yet */
+  private readonly stuck = new Map<string, Promise<void>>();
 
   constructor(private readonly config: LocalFsConfig) {
     if (!config.blob_file && !config.dir) {
@@ -36,7 +66,7 @@ export class LocalFsBackend implements BlobBackend {
     if (!fh) {
       const p = this.locate(blobId);
       fh = p
-        ? fs.promises.open(p, 'r')
+        ? openRegular(p, blobId)
         : Promise.reject(new BackendError(`localfs: blob ${blobId} not found in ${[this.config.dir, ...(this.config.alt_dirs ?? [])].join(', ')}`, blobId));
       // a failed open is not cached: the blob may appear later
       fh.catch(() => this.files.delete(blobId));
@@ -57,7 +87,24 @@ export class LocalFsBackend implements BlobBackend {
     let done = 0;
     while (done < length) {
       signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+      // while an abandoned read of this blob is still stuck in the kernel, queue behind it instead of
+      // pinning one more libuv worker (there are four for the whole daemon, cache I/O included)
+      const stuck = this.stuck.get(blobId);
+      if (stuck) await untilSettledOrAborted(stuck, signal);
+      const pending = fh.read(buf, done, length - done, offset + done);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await untilSettledOrAborted(pending, signal));
+      } catch (err) {
+        if (signal?.aborted) {
+          const left = pending.then(() => undefined, () => undefined).finally(() => {
+            if (this.stuck.get(blobId) === left) this.stuck.delete(blobId);
+          });
+          this.stuck.set(blobId, left);
+          throw err;
+        }
+        throw new BackendError(`localfs: reading blob ${blobId}: ${(err as Error).message}`, blobId, { cause: err });
+      }
       if (bytesRead === 0) {
         throw new BackendError(
           `localfs: blob ${blobId} is truncated: wanted [${offset}, ${offset + length}) but it ends at ${offset + done}`,
@@ -74,9 +121,15 @@ export class LocalFsBackend implements BlobBackend {
     return (await fh.stat()).size;
   }
 
+  /** Closes every open blob; an open still hanging is not waited for (it is closed if it ever completes). */
   async close(): Promise<void> {
     const handles = [...this.files.values()];
     this.files.clear();
+    const settled = await Promise.race([Promise.allSettled(handles), new Promise<'hung'>((r) => setImmediate(() => r('hung')))]);
+    if (settled === 'hung') {
+      for (const h of handles) h.then((fh) => fh.close(), () => undefined).catch(() => undefined);
+      return;
+    }
     await Promise.allSettled(handles.map(async (h) => (await h).close()));
   }
 }

@@ -1,0 +1,214 @@
+// Acceptance 3: the blob cache on disk. A cold read fills `<blob>.blob.data` and its chunk map (format of
+// spec nydusd-runtime §6.2); a restarted daemon serves the same reads with zero backend reads (counted by
+// the daemon itself, reported on SIGUSR2); and a daemon SIGKILLed in the middle of a large read leaves a
+// cache in which every chunk marked ready holds the right bytes.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { loadImageFile } from '../image/helpers.js';
+import {
+  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, sleep, tempDir,
+  writeConfig, type BuiltImage,
+} from './helpers.js';
+
+const CHUNK = 0x10000;
+const MANY = 3000;
+const manyName = (i: number) => `${String(i).padStart(5, '0')}-${'x'.repeat(i % 249)}`;
+
+describe('nydusd blob cache', () => {
+  let work: string;
+  let src: string;
+  const images: Record<string, BuiltImage> = {};
+
+  before(() => {
+    requireEnv();
+    work = tempDir('cache');
+    src = path.join(work, 'src');
+    mkdirSync(path.join(src, 'dir'), { recursive: true });
+    writeFileSync(path.join(src, 'big.bin'), mixedBytes(24 << 20, 7));
+    writeFileSync(path.join(src, 'dir', 'a.bin'), mixedBytes(600_000, 11));
+    writeFileSync(path.join(src, 'dir', 'b.bin'), mixedBytes(300_001, 13));
+    writeFileSync(path.join(src, 'small.txt'), 'small file\n');
+    // more entries than one READDIR reply holds, with names of every length up to 255
+    mkdirSync(path.join(src, 'many'));
+    for (let i = 0; i < MANY; i++) writeFileSync(path.join(src, 'many', manyName(i)), '');
+    images.v6 = buildImage(src, path.join(work, 'v6'), { version: 6, compressor: 'lz4_block', chunkSize: `0x${CHUNK.toString(16)}` });
+    images.v5 = buildImage(src, path.join(work, 'v5'), { version: 5, compressor: 'zstd', chunkSize: `0x${CHUNK.toString(16)}` });
+  });
+  after(async () => {
+    await cleanupDaemons();
+    removeDir(work);
+  });
+
+  for (const v of ['v6', 'v5'] as const) {
+    it(`${v}: a cold read fills the cache and chunk map; after a restart the same reads cost zero backend reads`, async () => {
+      const img = images[v]!;
+      const dir = path.join(work, `restart-${v}`);
+      const workDir = path.join(dir, 'cache');
+      const mnt = path.join(dir, 'mnt');
+      const cfg = writeConfig(path.join(work, `restart-${v}.json`), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+      const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
+      const files = ['dir/a.bin', 'small.txt'];
+
+      let d = await mountImage(args, mnt);
+      for (const f of files) assert.ok(readFileSync(path.join(mnt, f)).equals(readFileSync(path.join(src, f))), f);
+      const cold = await daemonMetrics(d);
+      assert.ok(cold.backend.reads > 0, 'a cold read must reach the backend');
+      assert.equal(cold.backend.errors, 0);
+      assert.equal((await d.stop()).code, 0);
+
+      const bs = loadImageFile(img.bootstrap);
+      const blob = bs.blobs[0]!;
+      const dataFile = path.join(workDir, `${img.blobId}.blob.data`);
+      assert.equal(statSync(dataFile).size, blob.uncompressedSize);
+      const map = readChunkMap(`${dataFile}.chunk_map`, blob.chunkCount);
+      assert.equal(map.magic, 'PAMB');
+      assert.equal(map.version, 1);
+      assert.equal(map.magic2, 'PAMC');
+      assert.equal(map.size, 4096 + Math.ceil(blob.chunkCount / 8));
+      assert.equal(map.allReady, false);
+      const wanted = files.flatMap((f) => fileChunks(bs, f));
+      for (const c of wanted) assert.ok(map.ready(c.index), `chunk ${c.index} was read but is not marked ready`);
+      // the fetch may pull neighbouring chunks along (at most 128 KiB worth), never the whole blob
+      assert.ok(map.readyCount < blob.chunkCount / 2, `${map.readyCount} of ${blob.chunkCount} chunks ready after reading ${wanted.length}`);
+      assert.equal(checkReadyChunks(img, workDir), map.readyCount);
+      if (v === 'v6') assert.ok(existsSync(path.join(workDir, `${img.blobId}.blob.meta`)), 'the CI table is kept as .blob.meta');
+
+      d = await mountImage(args, mnt);
+      for (const f of files) assert.ok(readFileSync(path.join(mnt, f)).equals(readFileSync(path.join(src, f))), f);
+      const warm = await daemonMetrics(d);
+      assert.deepEqual(warm.backend, { type: 'localfs', reads: 0, bytes: 0, errors: 0 });
+      assert.ok(warm.cache.cacheHits >= wanted.length);
+      // a file not read before still comes from the backend
+      assert.ok(readFileSync(path.join(mnt, 'dir/b.bin')).equals(readFileSync(path.join(src, 'dir/b.bin'))));
+      assert.ok((await daemonMetrics(d)).backend.reads > 0);
+      assert.equal((await d.stop()).code, 0);
+    });
+  }
+
+  for (const v of ['v6', 'v5'] as const) {
+    it(`${v}: a directory of ${MANY} entries lists completely`, async () => {
+      const img = images[v]!;
+      const dir = path.join(work, `many-${v}`);
+      const mnt = path.join(dir, 'mnt');
+      const cfg = writeConfig(path.join(work, `many-${v}.json`), { blobDir: img.blobDir, workDir: path.join(dir, 'cache') });
+      const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
+      const names = readdirSync(path.join(mnt, 'many'));
+      assert.equal(names.length, MANY);
+      assert.deepEqual(names.sort(), Array.from({ length: MANY }, (_, i) => manyName(i)).sort());
+      const listed = run('ls', ['-f', path.join(mnt, 'many')]).split('\n').filter(Boolean);
+      assert.equal(listed.length, MANY + 2);
+      assert.equal((await d.stop()).code, 0);
+    });
+  }
+
+  it('a damaged chunk map or an oversized cache file is started afresh, never served', async () => {
+    const img = images.v6!;
+    const dir = path.join(work, 'damaged');
+    const workDir = path.join(dir, 'cache');
+    const mnt = path.join(dir, 'mnt');
+    const cfg = writeConfig(path.join(work, 'damaged.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+    const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
+    const blob = loadImageFile(img.bootstrap).blobs[0]!;
+    const dataFile = path.join(workDir, `${img.blobId}.blob.data`);
+    const mapFile = `${dataFile}.chunk_map`;
+    const want = readFileSync(path.join(src, 'dir/a.bin'));
+    const damage: Array<[string, () => void]> = [
+      ['a truncated chunk map', () => truncateSync(mapFile, 100)],
+      ['a chunk map with a foreign header', () => writeFileSync(mapFile, Buffer.alloc(4096 + Math.ceil(blob.chunkCount / 8), 0xff))],
+      ['a cache file larger than the blob', () => truncateSync(dataFile, blob.uncompressedSize + 4096)],
+    ];
+    for (const [what, doDamage] of [['nothing', () => undefined] as [string, () => void], ...damage]) {
+      doDamage();
+      const d = await mountImage(args, mnt);
+      assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want), what);
+      const m = await daemonMetrics(d);
+      assert.equal((await d.stop()).code, 0, what);
+      if (what !== 'nothing') {
+        assert.ok(m.backend.reads > 0, `${what}: the chunks must be fetched again`);
+        assert.match(d.stderr, /starting it afresh/, what);
+      }
+      assert.equal(statSync(dataFile).size, blob.uncompressedSize, what);
+      assert.equal(readChunkMap(mapFile, blob.chunkCount).magic, 'PAMB', what);
+      checkReadyChunks(img, workDir);
+    }
+  });
+
+  for (const v of ['v6', 'v5'] as const) {
+    it(`${v}: with cache.validate a corrupted cache chunk is fetched again, never served`, async () => {
+      const img = images[v]!;
+      const dir = path.join(work, `validate-${v}`);
+      const workDir = path.join(dir, 'cache');
+      const mnt = path.join(dir, 'mnt');
+      const cfg = writeConfig(path.join(work, `validate-${v}.json`), {
+        blobDir: img.blobDir, workDir, amplifyIo: 0, cacheValidate: true, digestValidate: v === 'v5',
+      });
+      const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
+      const want = readFileSync(path.join(src, 'dir/a.bin'));
+      let d = await mountImage(args, mnt);
+      assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want));
+      assert.equal((await d.stop()).code, 0);
+
+      // flip bytes in every cached chunk of the file
+      const bs = loadImageFile(img.bootstrap);
+      const dataFile = path.join(workDir, `${img.blobId}.blob.data`);
+      const fd = openSync(dataFile, 'r+');
+      for (const c of fileChunks(bs, 'dir/a.bin')) writeSync(fd, Buffer.from('CORRUPT'), 0, 7, c.uncompressedOffset + 10);
+      closeSync(fd);
+
+      d = await mountImage(args, mnt);
+      assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want), 'corrupted cache data was served');
+      const m = await daemonMetrics(d);
+      assert.ok(m.backend.reads > 0, 'the corrupted chunks must come from the backend again');
+      assert.equal((await d.stop()).code, 0);
+    });
+  }
+
+  it('SIGKILL in the middle of a large read: every chunk marked ready holds the right bytes', async () => {
+    const img = images.v6!;
+    const dir = path.join(work, 'kill');
+    const workDir = path.join(dir, 'cache');
+    const mnt = path.join(dir, 'mnt');
+    const cfg = writeConfig(path.join(work, 'kill.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+    const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
+    const bs = loadImageFile(img.bootstrap);
+    const blob = bs.blobs[0]!;
+    const mapFile = path.join(workDir, `${img.blobId}.blob.data.chunk_map`);
+
+    const d = await mountImage(args, mnt);
+    // another process reads the big file; we kill the daemon as soon as some chunks are marked ready
+    const reader = spawn('cat', [path.join(mnt, 'big.bin')], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const readerDone = new Promise((r) => reader.once('close', r));
+    const deadline = Date.now() + 10_000;
+    let ready = 0;
+    while (Date.now() < deadline) {
+      if (existsSync(mapFile)) ready = readChunkMap(mapFile, blob.chunkCount).readyCount;
+      if (ready >= 8) break;
+      await sleep(2);
+    }
+    d.signal('SIGKILL');
+    const r = await d.waitExit(5_000);
+    assert.equal(r.signal, 'SIGKILL');
+    assert.ok(ready >= 8, `only ${ready} chunks became ready within 10 s`);
+    await d.kill(); // detaches the dead mount
+    await readerDone;
+    assert.equal(isMounted(mnt), false);
+
+    const afterKill = checkReadyChunks(img, workDir);
+    const total = fileChunks(bs, 'big.bin').length;
+    assert.ok(afterKill < blob.chunkCount, `the kill came too late to test anything: all ${afterKill} chunks ready`);
+
+    // a new daemon trusts those chunks and fetches the rest
+    const d2 = await mountImage(args, mnt);
+    assert.ok(readFileSync(path.join(mnt, 'big.bin')).equals(readFileSync(path.join(src, 'big.bin'))));
+    const m = await daemonMetrics(d2);
+    assert.equal(m.backend.errors, 0);
+    assert.equal((await d2.stop()).code, 0);
+    // nothing that was ready got fetched again: every fetched chunk is a newly ready one
+    const final = checkReadyChunks(img, workDir);
+    assert.equal(final, afterKill + m.cache.chunksFetched, `${afterKill} ready after the kill, ${m.cache.chunksFetched} fetched, ${final} ready now`);
+    assert.ok(final >= total);
+  });
+});
