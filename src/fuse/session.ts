@@ -1,6 +1,6 @@
 // A FUSE session: the kernel mount, the reader threads, INIT, the request loop, stop/resume and unmount.
 //
-// Where the filesystem runs. Measured with test/fuse/bench-session.ts on the 2-vCPU project machine while four
+// Where the filesystem runs. Measured with bench/fuse-layout/session.ts on the 2-vCPU project machine while four
 // other engineers' builds kept the load average at 7-9, so only the interleaved comparison means much: fresh mount per
 // run, in-memory filesystem, dd bs=1M of a 1 GiB file (cold), then python os.stat of 50,000 distinct files; medians
 // of 3-5 runs.

@@ -1,8 +1,8 @@
 // Where should the filesystem run? Measures two layouts on the real kernel (root):
 //   A: Session as shipped: 2 reader threads do device I/O only, the filesystem runs on the main thread;
-//   B: the filesystem runs inside each of 2 reader threads (bench-worker.ts), replies written there.
+//   B: the filesystem runs inside each of 2 reader threads (worker.ts), replies written there.
 // Each run mounts afresh (cold page cache and dentries), reads /big (1 GiB) with dd bs=1M, then stats 50,000
-// distinct files with python (like native-perf.md's statbench). Usage: node dist/test/fuse/bench-session.js [runs]
+// distinct files with python (like native-perf.md's statbench). Usage: node dist/bench/fuse-layout/session.js [runs]
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { cloneDevice, closeDevice, MNT_DETACH, mountFuse, MS_NOATIME, MS_NODEV, MS_NOSUID, MS_RDONLY, openDevice, umount } from '../../src/fuse/device.js';
 import { Session } from '../../src/fuse/session.js';
-import { BenchFs } from './bench-fs.js';
+import { BenchFs } from './fs.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const readAheadKb = Number(process.env.READ_AHEAD_KB ?? 128);
@@ -27,12 +27,12 @@ function sh(cmd: string, args: string[]): Promise<{ out: string; err: string }> 
 
 async function measure(mnt: string): Promise<{ mbps: number; statUs: number }> {
   const t0 = process.hrtime.bigint();
-  const elu0 = performance.eventLoopUtilization();
+  const elu0 = (performance as unknown as { eventLoopUtilization: (a?: unknown) => { utilization: number } }).eventLoopUtilization();
   const cpu0 = process.cpuUsage();
   await sh('dd', [`if=${mnt}/big`, 'of=/dev/null', 'bs=1M']);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
-  if (process.env.VERBOSE) console.log(`  dd ${secs.toFixed(2)} s, main loop busy ${(performance.eventLoopUtilization(elu0).utilization * 100).toFixed(0)}%, process cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`);
+  if (process.env.VERBOSE) console.log(`  dd ${secs.toFixed(2)} s, main loop busy ${((performance as unknown as { eventLoopUtilization: (a?: unknown) => { utilization: number } }).eventLoopUtilization(elu0).utilization * 100).toFixed(0)}%, process cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`);
   const py = 'import os,sys,time\nm=sys.argv[1]\nt=time.perf_counter()\nfor d in range(50):\n  for f in range(1000):\n    os.stat(f"{m}/tree/d{d:02}/f{f:04}")\nprint(time.perf_counter()-t)';
   const { out } = await sh('python3', ['-c', py, mnt]);
   return { mbps: (1 << 30) / 1e6 / secs, statUs: (Number(out) / 50_000) * 1e6 };
@@ -56,7 +56,7 @@ async function layoutB(mnt: string) {
   const fd = openDevice();
   mountFuse('rafs', mnt, 'fuse', MS_NOSUID | MS_NODEV | MS_NOATIME | MS_RDONLY, `fd=${fd},rootmode=40000,user_id=0,group_id=0,max_read=1052672,default_permissions,allow_other`);
   const fds = [fd, cloneDevice(fd)];
-  const workers = fds.map((f) => new Worker(new URL('./bench-worker.js', import.meta.url), { workerData: { fd: f, big: bigSab } }));
+  const workers = fds.map((f) => new Worker(new URL('./worker.js', import.meta.url), { workerData: { fd: f, big: bigSab } }));
   try {
     await fs.promises.stat(mnt); // answered once INIT is done
     setReadAhead(mnt);

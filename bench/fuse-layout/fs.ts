@@ -1,4 +1,4 @@
-// The filesystem of the FUSE layout benchmark (bench-session.ts): /big, one large in-memory file, and
+// The filesystem of the FUSE layout benchmark (session.ts): /big, one large in-memory file, and
 // /tree/d00..d49/f0000..f0999, 50,000 files of 100 bytes. Node ids are computed, so the same tree can be served
 // from several threads without sharing anything but the big file's buffer.
 import { FuseError, type DirEntry, type Entry, type FileSystem } from '../../src/fuse/filesystem.js';

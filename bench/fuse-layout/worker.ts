@@ -3,7 +3,7 @@
 import { workerData } from 'node:worker_threads';
 import { readRequest, writeMessage } from '../../src/fuse/device.js';
 import { Dispatcher } from '../../src/fuse/dispatcher.js';
-import { BenchFs } from './bench-fs.js';
+import { BenchFs } from './fs.js';
 
 const { fd, big } = workerData as { fd: number; big: SharedArrayBuffer };
 const d = new Dispatcher(new BenchFs(Buffer.from(big)), { readOnly: true }, {

@@ -1,0 +1,95 @@
+// The input trees of the benchmarks, generated once into the work directory and reused (a `.done` marker
+// says a tree is complete). All come from this machine's own files, so the content is realistic
+// (ELF libraries, docs, text) and nothing is downloaded.
+import fs from 'node:fs';
+import path from 'node:path';
+import { sh } from './common.js';
+
+const MiB = 1024 * 1024;
+
+/** Copies `src` into `dst` in sorted depth-first order; regular files stop being copied once `budget` bytes are used. */
+function copyTree(src: string, dst: string, budget: { left: number; maxFile: number }): void {
+  fs.mkdirSync(dst, { recursive: true });
+  const names = fs.readdirSync(src).sort();
+  for (const name of names) {
+    const s = path.join(src, name);
+    const d = path.join(dst, name);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(s);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) copyTree(s, d, budget);
+    else if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(s), d);
+    else if (st.isFile()) {
+      if (budget.left <= 0) continue;
+      if (st.size <= budget.maxFile) {
+        fs.copyFileSync(s, d);
+      } else {
+        // keep the head only: the metadata tree wants many entries, not bytes
+        const fd = fs.openSync(s, 'r');
+        const buf = Buffer.alloc(budget.maxFile);
+        const n = fs.readSync(fd, buf, 0, buf.length, 0);
+        fs.closeSync(fd);
+        fs.writeFileSync(d, buf.subarray(0, n));
+      }
+      budget.left -= Math.min(st.size, budget.maxFile);
+    }
+  }
+}
+
+function ready(dir: string): boolean {
+  return fs.existsSync(path.join(dir, '..', `${path.basename(dir)}.done`));
+}
+
+function markReady(dir: string): void {
+  fs.writeFileSync(path.join(dir, '..', `${path.basename(dir)}.done`), new Date().toISOString());
+}
+
+/**
+ * "mixed": ~500 MB of container-like content: all of /usr/share/doc, then /usr/lib/x86_64-linux-gnu
+ * (libraries, in sorted order) until the budget is used; symlinks and directories are always kept.
+ */
+export function mixedTree(work: string, mb = 500): string {
+  const dir = path.join(work, 'trees', 'mixed');
+  if (ready(dir)) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  const budget = { left: mb * 1e6, maxFile: Infinity };
+  copyTree('/usr/share/doc', path.join(dir, 'usr/share/doc'), budget);
+  copyTree('/usr/lib/x86_64-linux-gnu', path.join(dir, 'usr/lib/x86_64-linux-gnu'), budget);
+  markReady(dir);
+  return dir;
+}
+
+/**
+ * "meta": a copy of the structure of /usr/share (≈55,000 entries: directories, files, symlinks with
+ * their real names and depths), every regular file cut to its first 4 KiB so the tree stays small.
+ */
+export function metaTree(work: string): string {
+  const dir = path.join(work, 'trees', 'meta');
+  if (ready(dir)) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  copyTree('/usr/share', path.join(dir, 'usr/share'), { left: Infinity, maxFile: 4096 });
+  markReady(dir);
+  return dir;
+}
+
+/**
+ * "big": `count` files of `sizeMiB` each, cut from one tar stream of /usr/lib (ELF, Python, Perl ...):
+ * large, realistic, compressible. Default 6 × 192 MiB = 1.125 GiB.
+ */
+export function bigTree(work: string, count = 6, sizeMiB = 192): string {
+  const dir = path.join(work, 'trees', 'big');
+  if (ready(dir)) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const total = count * sizeMiB;
+  sh(`tar cf - --sort=name /usr/lib 2>/dev/null | head -c ${total * MiB} | split -d -a 2 -b ${sizeMiB}M - ${dir}/part-`);
+  const parts = fs.readdirSync(dir);
+  if (parts.length !== count || parts.some((p) => fs.statSync(path.join(dir, p)).size !== sizeMiB * MiB)) {
+    throw new Error(`big tree: expected ${count} files of ${sizeMiB} MiB in ${dir}, got ${parts.length} (is /usr/lib large enough?)`);
+  }
+  markReady(dir);
+  return dir;
+}

@@ -1,0 +1,113 @@
+// nydusd sequential read of a ≥ 1 GiB image (6 × 192 MiB files cut from a tar of /usr/lib, zstd) against
+// squashfuse_ll on a squashfs of the same tree (zstd level 3, like nydus-image) and the same files on tmpfs.
+// Cold: page cache dropped, fresh mount, empty nydusd blob cache (localfs backend). Warm: the same files
+// read again through the same mount. Every run mounts every server afresh; the order rotates per run. nydusd is
+// then restarted on the blob cache it filled, page cache dropped, and read once more (the "cache hit" figure).
+// A run's warm figure is the median of 3 passes (a pass over 1.1 GiB of page cache takes well under a second).
+// `--cpu-prof DIR` runs nydusd under `node --cpu-prof` (one .cpuprofile per mount, written at unmount).
+//   node dist/bench/nydusd-read.js [--work /tmp/nydus-bench] [--runs 3] [--bs 1M] [--cpu-prof DIR]
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, rmrf, runsList, startNydusd, startSquashfuse,
+  stopAll, timedSh, treeStats, type FuseServer,
+} from './common.js';
+import { bigTree } from './datasets.js';
+import { cachedImages } from './images.js';
+
+type Side = 'nydusd' | 'squashfuse_ll' | 'tmpfs';
+
+async function main(): Promise<void> {
+  const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
+  const bs = rest.get('bs') ?? '1M';
+  if (!/^\d+[KMG]?$/.test(bs)) throw new Error(`--bs must look like 128K or 1M, got ${bs}`);
+  const prof = rest.get('cpu-prof');
+  const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(prof)] : [];
+  console.log(machineInfo());
+  const src = bigTree(work);
+  const st = treeStats(src);
+  const files = fs.readdirSync(src).sort();
+  const { nydus, squash } = cachedImages(work, 'big', src, 'zstd');
+  const MiB = st.bytes / 2 ** 20;
+  console.log(`tree: ${files.length} files, ${fmt(MiB)} MiB; nydus blob+bootstrap ${fmt(nydus.bytes / 2 ** 20)} MiB, squashfs ${fmt(squash.bytes / 2 ** 20)} MiB`);
+  const shm = '/dev/shm/nydus-bench-tmpfs';
+  const mnt = path.join(work, 'mnt');
+  const readAll = (dir: string) => timedSh(files.map((f) => `dd if=${path.join(dir, f)} of=/dev/null bs=${bs} status=none`).join(' && ')).seconds;
+  const sides: Side[] = ['nydusd', 'squashfuse_ll', 'tmpfs'];
+  const cold = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  const warm = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  const cpu = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  const rss = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  /** nydusd again after a restart with the blob cache it filled, page cache dropped */
+  const cacheHit: number[] = [];
+  try {
+    rmrf(shm);
+    fs.cpSync(src, shm, { recursive: true });
+    for (let r = 0; r < runs; r++) {
+      for (let k = 0; k < sides.length; k++) {
+        const side = sides[(k + r) % sides.length];
+        let server: FuseServer | undefined;
+        try {
+          let dir = shm;
+          if (side !== 'tmpfs') {
+            dropCaches();
+            server = side === 'nydusd' ? await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs) : await startSquashfuse(squash.file, mnt);
+            dir = mnt;
+          }
+          // tmpfs has no cold state: its pages are the file; both columns read RAM.
+          const c0 = server?.cpuSeconds() ?? 0;
+          cold.get(side)!.push(MiB / readAll(dir));
+          if (server) cpu.get(side)!.push((server.cpuSeconds() - c0) / (MiB / 1024));
+          warm.get(side)!.push(median([1, 2, 3].map(() => MiB / readAll(dir))));
+          if (server) rss.get(side)!.push(server.peakRssMiB());
+          if (side === 'nydusd') {
+            await server?.stop();
+            dropCaches();
+            server = await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs, { keepCache: true });
+            cacheHit.push(MiB / readAll(dir));
+          }
+        } finally {
+          await server?.stop();
+        }
+      }
+      console.log(`run ${r + 1}/${runs} done, load ${loadavg()}`);
+    }
+  } finally {
+    await stopAll();
+    rmrf(shm);
+    rmrf(path.join(work, 'nydusd-cache'));
+  }
+  const rows = sides.map((s) => [
+    s,
+    runsList(cold.get(s)!),
+    median(cold.get(s)!),
+    cpu.get(s)!.length ? runsList(cpu.get(s)!) : '-',
+    runsList(warm.get(s)!),
+    median(warm.get(s)!),
+    rss.get(s)!.length ? fmt(median(rss.get(s)!)) : '-',
+  ]);
+  printTable(
+    ['server', `cold MiB/s per run (dd bs=${bs})`, 'cold median', 'server CPU s per GiB, cold', 'warm MiB/s per run (median of 3 passes)', 'warm median', 'server peak RSS MiB'],
+    rows,
+  );
+  console.log(`nydusd restarted on its filled blob cache, page cache dropped: ${runsList(cacheHit)} MiB/s (median ${fmt(median(cacheHit))})`);
+  console.log('');
+  const m = (x: Map<Side, number[]>, s: Side) => median(x.get(s)!);
+  printTable(
+    ['ratio', 'value', 'target'],
+    [
+      ['cold: nydusd / squashfuse_ll', fmt(m(cold, 'nydusd') / m(cold, 'squashfuse_ll')), '≥ 1.0'],
+      ['cold server CPU per GiB: squashfuse_ll / nydusd (>1 = we are cheaper)', fmt(m(cpu, 'squashfuse_ll') / m(cpu, 'nydusd')), '-'],
+      ['cold: nydusd / tmpfs', fmt(m(cold, 'nydusd') / m(cold, 'tmpfs')), '-'],
+      ['warm: nydusd / tmpfs', fmt(m(warm, 'nydusd') / m(warm, 'tmpfs')), '≥ 0.8'],
+      ['warm: nydusd / squashfuse_ll', fmt(m(warm, 'nydusd') / m(warm, 'squashfuse_ll')), '-'],
+    ],
+  );
+  console.log(`load average at end: ${loadavg()}`);
+}
+
+main().catch(async (e) => {
+  await stopAll();
+  console.error(e);
+  process.exit(1);
+});
