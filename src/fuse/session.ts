@@ -73,20 +73,9 @@ export interface MountOptions extends SessionOptions {
 }
 
 /** What a successor needs to serve the same connection without INIT. Plain JSON. */
-export interface SessionState {
+export interface SessionState extends Negotiated {
   version: 1;
   mountpoint: string;
-  protoMajor: number;
-  protoMinor: number;
-  flags: number;
-  kernelFlags: number;
-  kernelMinor: number;
-  maxWrite: number;
-  maxReadahead: number;
-  maxPages: number;
-  maxBackground: number;
-  congestionThreshold: number;
-  timeGran: number;
   /** The filesystem's own record (FileSystem.saveState). */
   fs?: unknown;
 }

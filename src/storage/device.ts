@@ -2,23 +2,14 @@
 // table. The filesystem hands it chunk slices; it answers with bytes. Blobs are opened on first use, so a
 // missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
-import type { BlobInfo, ChunkInfo, Digester } from '../rafs/types.js';
-import { BackendError, MeteredBackend, type BlobBackend, type StorageLog } from './backend.js';
-import { BlobCache, type ChunkSlice } from './blob-cache.js';
+import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
+import { BackendError, MeteredBackend } from './backend.js';
+import { BlobCache, type BlobCacheOptions, type ChunkSlice } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
 
-export interface BlobDeviceOptions {
-  backend: BlobBackend;
-  workDir: string;
+export interface BlobDeviceOptions extends BlobCacheOptions {
   /** RAFS v6 looks chunks up in each blob's CI table; v5 records are complete in the bootstrap */
   useBlobMeta: boolean;
-  amplifyIo: number;
-  validateFetch: boolean;
-  validateCache: boolean;
-  timeoutSec: number;
-  digester: Digester;
-  /** per-backend-read debug lines and read failures go here */
-  log?: StorageLog;
 }
 
 interface OpenBlob {

@@ -8,16 +8,11 @@ import path from 'node:path';
 import { native } from '../../src/native/index.js';
 import {
   cleanup, diffSnapshots, generateTree, loadImageFile, nydusImageOk, requireTool, run, snapshotDisk,
-  tempDir, writeCacheFiles, type Snapshot,
+  tempDir, writeCacheFiles,
+  withoutDirSizes,
 } from './helpers.js';
 
 const MS_RDONLY = 1;
-
-/** Directory sizes are format-specific; nothing else may differ. */
-function withoutDirSizes(s: Snapshot): Snapshot {
-  for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.size;
-  return s;
-}
 
 describe('kernel EROFS mount of v6 images', () => {
   let work: string;

@@ -9,6 +9,7 @@ import { native } from '../../src/native/index.js';
 import {
   cleanup, diffSnapshots, loadImageFile, nydusImageOk, prng, requireTool, run, snapshotDisk, snapshotImage,
   tempDir, writeCacheFiles, type Snapshot,
+  withoutDirSizes,
 } from './helpers.js';
 
 type Layer = Record<string, string | { dir: true } | { hardlinkTo: string } | { xattr: [string, string]; data: string }>;
@@ -67,10 +68,6 @@ function toOverlayfs(dir: string): void {
   utimesSync(dir, st.atime, st.mtime);
 }
 
-function withoutDirSizes(s: Snapshot): Snapshot {
-  for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.size;
-  return s;
-}
 
 describe('OCI whiteouts: merge equals overlayfs', () => {
   let work: string;

@@ -13,7 +13,7 @@ import { treeFromDirectory } from '../../builder/source-dir.js';
 import { isGzipFile, treeFromTarFile } from '../../builder/source-tar.js';
 import type { TreeNode } from '../../builder/tree.js';
 import type { ChunkInfo } from '../../rafs/types.js';
-import { choice, one, parseArgs, parseSize, required, usage, UsageError, type OptSpec } from './args.js';
+import { choice, one, parseArgs, parseSize, usage, UsageError, type OptSpec } from './args.js';
 import { loadImage, writeJson } from './common.js';
 
 export const createSpecs: OptSpec[] = [
