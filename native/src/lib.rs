@@ -27,6 +27,7 @@ const EXPORTS: &[(&[u8], napi_callback)] = &[
     (b"sendFds\0", sys::send_fds),
     (b"recvFds\0", sys::recv_fds),
     (b"socketpair\0", sys::socketpair),
+    (b"exit\0", sys::exit_now),
 ];
 
 /// Called by Node for every environment (main thread and each worker) that loads the addon.

@@ -241,3 +241,14 @@ pub unsafe extern "C" fn socketpair(env: napi_env, info: napi_callback_info) -> 
         napi::int_array(env, &sv)
     })
 }
+
+/// exit(status): ends the process at once with _exit(2). Node's own exit joins the libuv pool, which never
+/// returns while a pool thread sits in a read(2) the kernel will not finish (a blob on a dead network
+/// mount); a daemon that has already unmounted and flushed must still leave.
+pub unsafe extern "C" fn exit_now(env: napi_env, info: napi_callback_info) -> napi_value {
+    napi::call(env, || {
+        let a = napi::args::<1>(env, info)?;
+        let status = a.int(0, "status", 0.0, 255.0)? as c_int;
+        libc::_exit(status)
+    })
+}

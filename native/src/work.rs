@@ -1,3 +1,5 @@
+#![allow(non_camel_case_types)]
+
 //! Chunk decompression on the libuv thread pool, so that a second core decodes while the JS thread
 //! serves other FUSE requests. The source and destination Buffers are pinned with references until the
 //! work completes; the work itself touches only their memory.

@@ -49,10 +49,10 @@ async function main(): Promise<number> {
     signalled = true;
     log.info(`received ${sig}, unmounting`);
     daemon.shutdown().then(
-      () => process.exit(0),
+      () => daemon.exit(0),
       (err) => {
         log.error(`shutdown: ${(err as Error).message}`);
-        process.exit(1);
+        daemon.exit(1);
       },
     );
   };

@@ -49,6 +49,8 @@ export interface NativeAddon {
   sendFds(socketFd: number, data: Uint8Array, fds: number[]): number;
   /** recvmsg(2) of up to `maxData` bytes plus any passed fds (received close-on-exec). Empty data and no fds = EOF. */
   recvFds(socketFd: number, maxData: number): { data: Buffer; fds: number[] };
+  /** _exit(2): leaves at once, without joining the libuv pool (see nydusd's shutdown). Never returns. */
+  exit(status: number): never;
   /** A connected AF_UNIX SOCK_STREAM pair, close-on-exec. */
   socketpair(): [number, number];
 }

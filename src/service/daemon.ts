@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { abortConnection, MNT_DETACH, umount } from '../fuse/device.js';
 import { Session } from '../fuse/session.js';
+import { native } from '../native/index.js';
 import type { DaemonArgs } from './args.js';
 import { localfsDirConfig, parseConfig, type ConfigV2 } from './config.js';
 import type { Logger } from './logger.js';
@@ -91,7 +92,7 @@ export class FuseDaemon {
       // someone unmounted us (umount, fusermount -u, abort): release everything and leave with 0
       if (!this.stopping) {
         this.log.info(`FUSE connection at ${mountpoint} closed from outside; exiting`);
-        void this.shutdown().then(() => process.exit(0));
+        void this.shutdown().then(() => this.exit(0));
       }
     });
     this.log.info(`mounted at ${mountpoint}, state RUNNING`);
@@ -109,6 +110,20 @@ export class FuseDaemon {
       backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
       cache: await device.stats(),
     });
+  }
+
+  /**
+   * Ends the process after shutdown. Node's exit waits for the libuv pool, and a pool thread stuck in a
+   * read the kernel never finishes (a blob on a dead network filesystem) would hold the daemon forever:
+   * then it leaves with _exit. Otherwise the normal exit runs (exit hooks, --cpu-prof output).
+   */
+  exit(code: number): never {
+    const backend = this.instance?.device.backend;
+    if (backend && (backend.pending > 0 || backend.abandoned > 0)) {
+      this.log.warn('backend reads are still stuck in the kernel; exiting without waiting for them');
+      native.exit(code);
+    }
+    process.exit(code);
   }
 
   /** Unmounts (if mounted), flushes the cache state and closes the backend. Idempotent. */

@@ -12,6 +12,8 @@ export interface BlobBackend {
   /** the blob's size in bytes (used to find trailers such as the ToC) */
   size(blobId: string): Promise<number>;
   close(): Promise<void>;
+  /** reads given up after their timeout that are still running below (each pins an I/O thread) */
+  readonly abandoned?: number;
 }
 
 export class BackendError extends Error {
@@ -69,6 +71,8 @@ export type StorageLog = (level: 'debug' | 'warn', message: string) => void;
  */
 export class MeteredBackend implements BlobBackend {
   readonly stats: BackendStats = { reads: 0, bytes: 0, errors: 0 };
+  /** reads that have not returned, including ones abandoned after their timeout */
+  pending = 0;
 
   constructor(
     private readonly inner: BlobBackend,
@@ -79,8 +83,13 @@ export class MeteredBackend implements BlobBackend {
     return this.inner.kind;
   }
 
+  get abandoned(): number {
+    return this.inner.abandoned ?? 0;
+  }
+
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     this.stats.reads++;
+    this.pending++;
     const t0 = performance.now();
     try {
       const data = await this.inner.read(blobId, offset, length, signal);
@@ -91,6 +100,8 @@ export class MeteredBackend implements BlobBackend {
       this.stats.errors++;
       this.log?.('warn', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} failed: ${(err as Error).message}`);
       throw err;
+    } finally {
+      this.pending--;
     }
   }
 

@@ -75,6 +75,10 @@ export class LocalFsBackend implements BlobBackend {
     return fh;
   }
 
+  get abandoned(): number {
+    return this.stuck.size;
+  }
+
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     let fh: fs.promises.FileHandle;
     try {
@@ -123,6 +127,7 @@ export class LocalFsBackend implements BlobBackend {
 
   /** Closes every open blob; an open still hanging is not waited for (it is closed if it ever completes). */
   async close(): Promise<void> {
+    const handlesById = new Map(this.files);
     const handles = [...this.files.values()];
     this.files.clear();
     const settled = await Promise.race([Promise.allSettled(handles), new Promise<'hung'>((r) => setImmediate(() => r('hung')))]);
@@ -130,6 +135,8 @@ export class LocalFsBackend implements BlobBackend {
       for (const h of handles) h.then((fh) => fh.close(), () => undefined).catch(() => undefined);
       return;
     }
-    await Promise.allSettled(handles.map(async (h) => (await h).close()));
+    // a handle with a read stuck below it cannot close until that read returns: leave it to process exit
+    const stuck = new Set([...this.stuck.keys()].map((id) => handlesById.get(id)));
+    await Promise.allSettled(handles.filter((h) => !stuck.has(h)).map(async (h) => (await h).close()));
   }
 }
