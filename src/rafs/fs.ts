@@ -263,6 +263,10 @@ export class RafsFs implements FileSystem {
     }
   }
 
+  /**
+   * Node ids are derived from the image (v6 nids, v5 inode numbers, root = 1), so a successor that opens
+   * the same bootstrap reproduces every id the kernel knows: the state needs no inode table.
+   */
   saveState(): unknown {
     return { kind: 'rafs', root: this.root };
   }

@@ -66,9 +66,12 @@ export class FuseDaemon {
     if (isMountpoint(mountpoint)) throw new Error(`mountpoint ${mountpoint} is already mounted`);
     if (a.sharedDir) throw new Error('--shared-dir (passthrough) is not supported by this nydusd');
     if (a.writable) throw new Error('--writable is not supported: images are served read-only');
+    // a takeover start must not mount: failing is safer than mounting a second time over the live mount
+    if (a.upgrade) throw new Error('--upgrade (takeover from a running daemon) is not supported by this nydusd yet');
     if (!a.bootstrap) throw new Error('--bootstrap is required (a shared daemon without an initial image needs the API, not supported yet)');
     for (const flag of a.ignored) this.log.debug(`ignoring ${flag}: accepted for compatibility only`);
     if (a.apisock) this.log.warn(`--apisock ${a.apisock}: the management API is not implemented yet`);
+    if (a.supervisor) this.log.warn(`--supervisor ${a.supervisor}: failover is not implemented yet; the daemon runs without it`);
 
     const config = loadConfig(a);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];

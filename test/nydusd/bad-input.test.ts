@@ -182,6 +182,14 @@ describe('nydusd with bad input', () => {
     await refuses(['fuse', '--config', cfg, '--bootstrap', sample('v6-zstd').bootstrap], 1, /^Error: .*--mountpoint/m);
   });
 
+  it('a takeover start (--upgrade) is refused without mounting, since takeover is not implemented (exit 1)', async () => {
+    const dir = fresh('upgrade');
+    const mnt = path.join(dir, 'mnt');
+    mkdirSync(mnt);
+    const cfg = writeConfig(path.join(dir, 'cfg.json'), { ...sample('v6-zstd'), workDir: path.join(dir, 'cache') });
+    await refuses(['fuse', '--upgrade', '--config', cfg, '--bootstrap', sample('v6-zstd').bootstrap, '--mountpoint', mnt], 1, /^Error: --upgrade .*not supported/m, mnt);
+  });
+
   it('a mountpoint that is already mounted is refused (exit 1) and the first mount keeps working', async () => {
     const dir = fresh('twice');
     const mnt = path.join(dir, 'mnt');
