@@ -53,6 +53,12 @@ export interface SessionOptions extends NegotiateOptions {
   cloneFd?: boolean;
   /** Refuse writes with EROFS (default true; also mounts MS_RDONLY). */
   readOnly?: boolean;
+  /**
+   * Write large replies (READ data) from the libuv pool (default true). Worth it when the main thread is the
+   * busy part (an in-memory filesystem); a filesystem whose work is already on the pool is better off writing
+   * at once, since a pool hop per reply then costs more than the copy it moves.
+   */
+  poolReplies?: boolean;
   log?: Logger;
 }
 
@@ -141,7 +147,7 @@ export class Session extends EventEmitter {
   private writeReply(fd: number, parts: Uint8Array[]): void {
     let total = 0;
     for (const p of parts) total += p.length;
-    if (total < ASYNC_REPLY_MIN) {
+    if (total < ASYNC_REPLY_MIN || this.opts.poolReplies === false) {
       writeMessage(fd, parts);
       return;
     }

@@ -89,6 +89,9 @@ export class FuseDaemon {
       // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
       // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always')
       readdirplus: 'always',
+      // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
+      // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
+      poolReplies: false,
       log: (level, msg) => log.log(level, msg),
     });
     this.session.once('closed', () => {
