@@ -360,3 +360,14 @@ export function withoutDirSizes(s: Snapshot): Snapshot {
   for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.size;
   return s;
 }
+
+/** Unmounts what a test mounted, innermost (last) first; one already gone is fine. */
+export function unmountAll(mounts: string[]): void {
+  for (const m of [...mounts].reverse()) {
+    try {
+      run('umount', [m]);
+    } catch {
+      // already unmounted
+    }
+  }
+}

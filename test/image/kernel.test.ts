@@ -9,6 +9,7 @@ import { native } from '../../src/native/index.js';
 import {
   cleanup, diffSnapshots, generateTree, loadImageFile, nydusImageOk, requireTool, run, snapshotDisk,
   tempDir, writeCacheFiles,
+  unmountAll,
   withoutDirSizes,
 } from './helpers.js';
 
@@ -27,13 +28,7 @@ describe('kernel EROFS mount of v6 images', () => {
     generateTree(src, { seed: 6, chunkSize: 0x1000, bigDir: 600, largeFiles: 2 });
   });
   after(() => {
-    for (const m of mounts.reverse()) {
-      try {
-        run('umount', [m]);
-      } catch {
-        // already gone
-      }
-    }
+    unmountAll(mounts);
     cleanup(work);
   });
 

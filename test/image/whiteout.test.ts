@@ -9,6 +9,7 @@ import { native } from '../../src/native/index.js';
 import {
   cleanup, diffSnapshots, loadImageFile, nydusImageOk, prng, requireTool, run, snapshotDisk, snapshotImage,
   tempDir, writeCacheFiles, type Snapshot,
+  unmountAll,
   withoutDirSizes,
 } from './helpers.js';
 
@@ -100,13 +101,7 @@ describe('OCI whiteouts: merge equals overlayfs', () => {
     mounts.pop();
   });
   after(() => {
-    for (const m of mounts.reverse()) {
-      try {
-        run('umount', [m]);
-      } catch {
-        // already unmounted
-      }
-    }
+    unmountAll(mounts);
     cleanup(work);
   });
 
