@@ -10,7 +10,8 @@ import { projectRoot } from '../helpers/paths.js';
 import { Compressor } from '../../src/rafs/types.js';
 import type { Bootstrap } from '../../src/rafs/types.js';
 import { BlobReader } from '../../src/unpack/blob-reader.js';
-import { modeString, walkImage } from '../../src/cli/nydus-image/inspect.js';
+import { modeString } from '../../src/cli/nydus-image/inspect.js';
+import { walk } from '../../src/rafs/walk.js';
 import { cleanup, loadImageFile, nydusImageInProcess, requireTool, run, tempDir } from './helpers.js';
 
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
@@ -20,7 +21,7 @@ const COMPRESSOR: Record<string, Compressor> = { none: Compressor.None, lz4_bloc
 /** The tree.list format of scripts/build-samples.sh, rendered from an image. */
 function listing(bs: Bootstrap): string {
   const lines: string[] = [];
-  walkImage(bs, (p, i) => {
+  walk(bs, (p, i) => {
     if (p.toString() === '/') return;
     const fmt = i.mode & 0o170000;
     let line = `${modeString(i.mode)} ${fmt === 0o040000 ? '-' : i.size} ${p.toString().slice(1)}`;
@@ -56,7 +57,7 @@ describe('bootstrap samples', () => {
       const all = createHash('sha256');
       let hardlinks = 0;
       try {
-        walkImage(bs, (p, i) => {
+        walk(bs, (p, i) => {
           if ((i.mode & 0o170000) !== 0o100000) return;
           const data = reader.readFile(i.ino, true)!;
           all.update(p).update(data);

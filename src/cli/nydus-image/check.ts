@@ -5,7 +5,7 @@ import type { ChunkInfo } from '../../rafs/types.js';
 import { one, parseArgs, usage, UsageError, type OptSpec } from './args.js';
 import { defaultBlobFile, loadImage, writeJson } from './common.js';
 import { io } from './io.js';
-import { walkImage } from './inspect.js';
+import { walk } from '../../rafs/walk.js';
 
 export const checkSpecs: OptSpec[] = [
   { long: 'bootstrap', short: 'B', value: true, help: 'Path to the RAFS metadata (bootstrap)' },
@@ -34,7 +34,7 @@ export function runCheck(argv: string[]): number {
   let bytes = 0;
   const verbose = p.flags.has('verbose');
   try {
-    walkImage(bs, (path, inode) => {
+    walk(bs, (path, inode) => {
       entries++;
       if (verbose) io.stdout(`${path.toString()}\n`);
       const fmt = inode.mode & 0o170000;

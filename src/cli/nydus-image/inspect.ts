@@ -1,5 +1,6 @@
 // `nydus-image inspect` / `stat`: superblock, blob table, then the tree with inodes and chunks.
-import type { Bootstrap, ChunkInfo, Inode } from '../../rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../rafs/types.js';
+import { walk } from '../../rafs/walk.js';
 import { compressorName } from '../../compress.js';
 import { digesterName } from '../../digest.js';
 import { one, parseArgs, usage, UsageError, type OptSpec } from './args.js';
@@ -90,30 +91,9 @@ function chunkJson(c: ChunkInfo) {
   };
 }
 
-/** Every entry, depth-first pre-order in name order, with its path (an explicit stack: no recursion limit). */
-export function walkImage(bs: Bootstrap, cb: (path: Buffer, inode: Inode) => void): void {
-  const root = bs.superblock.rootIno;
-  cb(Buffer.from('/'), bs.getInode(root));
-  const stack: Array<{ dir: Buffer; ents: ReturnType<Bootstrap['readdir']>; i: number }> = [
-    { dir: Buffer.alloc(0), ents: bs.readdir(root), i: 0 },
-  ];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1];
-    if (top.i >= top.ents.length) {
-      stack.pop();
-      continue;
-    }
-    const e = top.ents[top.i++];
-    const p = Buffer.concat([top.dir, Buffer.from('/'), e.name]);
-    const inode = bs.getInode(e.ino);
-    cb(p, inode);
-    if ((inode.mode & 0o170000) === 0o040000) stack.push({ dir: p, ents: bs.readdir(e.ino), i: 0 });
-  }
-}
-
 export function inspectJson(bs: Bootstrap, withChunks: boolean) {
   const entries: unknown[] = [];
-  walkImage(bs, (p, i) => {
+  walk(bs, (p, i) => {
     const fmt = i.mode & 0o170000;
     entries.push({
       path: p.toString(),
@@ -148,7 +128,7 @@ function printText(bs: Bootstrap, withChunks: boolean, out: (s: string) => void)
     out(`      compressed ${b.compressed_size} uncompressed ${b.uncompressed_size} CI at ${b.ci_offset} (${b.ci_compressed_size}/${b.ci_uncompressed_size})`);
   }
   out('Tree:');
-  walkImage(bs, (p, i) => {
+  walk(bs, (p, i) => {
     const fmt = i.mode & 0o170000;
     let line = `  ${modeString(i.mode)} ${String(i.nlink).padStart(3)} ${i.uid}:${i.gid} ${String(i.size).padStart(10)} ino ${i.ino} ${p.toString()}`;
     if (fmt === 0o120000) line += ` -> ${bs.readlink(i.ino).toString()}`;
