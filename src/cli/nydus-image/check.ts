@@ -2,7 +2,7 @@
 // are given, reads every chunk and verifies its digest. The first problem found is the error.
 import { BlobReader } from '../../unpack/blob-reader.js';
 import type { ChunkInfo } from '../../rafs/types.js';
-import { one, parseArgs, usage, UsageError, type OptSpec } from './args.js';
+import { one, parseArgs, required, usage, UsageError, type OptSpec } from './args.js';
 import { defaultBlobFile, loadImage, writeJson } from './common.js';
 import { io } from './io.js';
 import { walk } from '../../rafs/walk.js';
@@ -22,8 +22,7 @@ export function checkUsage(): string {
 export function runCheck(argv: string[]): number {
   const p = parseArgs(argv, checkSpecs, 'check');
   if (p.positionals.length > 0) throw new UsageError(`check: unexpected argument '${p.positionals[0]}'`);
-  const file = one(p, 'bootstrap');
-  if (!file) throw new UsageError("check: option '--bootstrap' is required");
+  const file = required(p, 'bootstrap', 'check');
   const bs = loadImage(file);
   const blobFile = defaultBlobFile(one(p, 'bootstrap')!, one(p, 'blob'), one(p, 'blob-dir'));
   const blobDir = one(p, 'blob-dir');
