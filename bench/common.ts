@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 /** The checkout root (dist/bench/common.js -> ../..). */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const nydusImageJs = path.join(projectRoot, 'dist/src/cli/nydus-image.js');
-export const nydusdJs = path.join(projectRoot, 'dist/src/cli/nydusd.js');
+export const nydusdJs = path.join(projectRoot, 'dist/src/cli/nydusd.cjs');
 
 export interface CommonArgs {
   work: string;

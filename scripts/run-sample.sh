@@ -22,4 +22,4 @@ cat > "$WORK/config.json" <<JSON
 }
 JSON
 echo "serving $SAMPLE at $MNT (cache in $WORK/cache); try: ls -la $MNT; stop with Ctrl-C" >&2
-exec node "$ROOT/dist/src/cli/nydusd.js" fuse --config "$WORK/config.json" --bootstrap "$IMAGE/bootstrap" --mountpoint "$MNT" --log-level info
+exec node "$ROOT/dist/src/cli/nydusd.cjs" fuse --config "$WORK/config.json" --bootstrap "$IMAGE/bootstrap" --mountpoint "$MNT" --log-level info

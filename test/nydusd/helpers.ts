@@ -11,7 +11,7 @@ import { projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
 import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
 
-export const NYDUSD = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusd.js');
+export const NYDUSD = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusd.cjs');
 
 /** Prerequisites are part of CI: a missing tool or device is a loud failure, never a skip. */
 export function requireEnv(tools: string[] = []): void {

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // nydusd: serves RAFS images over FUSE. Argument errors exit 2, start-up errors exit 1 with `Error: ...`,
 // SIGTERM/SIGINT unmount and exit 0, SIGUSR2 logs the backend and cache counters as `metrics: {json}`.
 import { parseArgs, UsageError, USAGE } from '../service/args.js';
@@ -6,10 +5,6 @@ import { FuseDaemon } from '../service/daemon.js';
 import { Logger } from '../service/logger.js';
 import { versionText } from '../service/version.js';
 
-// The libuv pool decodes chunks, writes the cache and syncs it; fdatasync blocks a pool thread for a
-// while, so four threads (the default) leave too few for decoding. Read when the pool first starts, which
-// is after this line.
-process.env.UV_THREADPOOL_SIZE ??= '8';
 
 async function main(): Promise<number> {
   let args;
