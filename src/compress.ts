@@ -49,14 +49,7 @@ export function compress(algo: Compressor, src: Buffer): Buffer {
  * must hold at least that many; the result is its prefix) or into a new Buffer.
  */
 export function decompress(algo: Compressor, src: Buffer, uncompressedSize: number, dst?: Buffer): Buffer {
-  if (!Number.isSafeInteger(uncompressedSize) || uncompressedSize < 0) {
-    throw new Error(`${nameOf(algo)}: invalid uncompressed size ${uncompressedSize}`);
-  }
-  if (dst && dst.length < uncompressedSize) {
-    throw new Error(
-      `${nameOf(algo)}: destination of ${dst.length} bytes is smaller than the uncompressed size ${uncompressedSize}`,
-    );
-  }
+  checkSizes(algo, uncompressedSize, dst);
   if (algo === Compressor.None) {
     if (src.length !== uncompressedSize) {
       throw new Error(`none: chunk has ${src.length} bytes, expected ${uncompressedSize}`);
@@ -86,6 +79,15 @@ export function decompress(algo: Compressor, src: Buffer, uncompressedSize: numb
     );
   }
   return out;
+}
+
+function checkSizes(algo: Compressor, uncompressedSize: number, dst: Buffer | undefined): void {
+  if (!Number.isSafeInteger(uncompressedSize) || uncompressedSize < 0) {
+    throw new Error(`${nameOf(algo)}: invalid uncompressed size ${uncompressedSize}`);
+  }
+  if (dst && dst.length < uncompressedSize) {
+    throw new Error(`${nameOf(algo)}: destination of ${dst.length} bytes is smaller than the uncompressed size ${uncompressedSize}`);
+  }
 }
 
 function nameOf(algo: Compressor): string {
@@ -125,14 +127,13 @@ function zstdInto(src: Buffer, out: Buffer): number {
 
 /**
  * `decompress` off the JS thread for lz4 and zstd (the libuv pool decodes on another core), with the
- * same checks and messages; other compressors decode synchronously. Always into a new Buffer.
+ * same checks and messages; other compressors decode synchronously. Into `dst` when given (as `decompress`),
+ * else into a new Buffer; `dst` must stay untouched until the promise settles.
  */
-export async function decompressAsync(algo: Compressor, src: Buffer, uncompressedSize: number): Promise<Buffer> {
-  if (algo !== Compressor.Lz4Block && algo !== Compressor.Zstd) return decompress(algo, src, uncompressedSize);
-  if (!Number.isSafeInteger(uncompressedSize) || uncompressedSize < 0) {
-    throw new Error(`${nameOf(algo)}: invalid uncompressed size ${uncompressedSize}`);
-  }
-  const out = Buffer.allocUnsafe(uncompressedSize);
+export async function decompressAsync(algo: Compressor, src: Buffer, uncompressedSize: number, dst?: Buffer): Promise<Buffer> {
+  if (algo !== Compressor.Lz4Block && algo !== Compressor.Zstd) return decompress(algo, src, uncompressedSize, dst);
+  checkSizes(algo, uncompressedSize, dst);
+  const out = dst ? dst.subarray(0, uncompressedSize) : Buffer.allocUnsafe(uncompressedSize);
   let written: number;
   try {
     written = await native.decompressAsync(algo, src, out);

@@ -3,6 +3,7 @@
 // Every export is an `unsafe extern "C"` Node-API callback; their contract is Node-API's own.
 #![allow(clippy::missing_safety_doc)]
 
+mod aligned;
 mod codec;
 mod hash;
 mod napi;
@@ -17,6 +18,8 @@ const EXPORTS: &[(&[u8], napi_callback)] = &[
     (b"zstdDecompressInto\0", codec::zstd_decompress_into),
     (b"zstdCompress\0", codec::zstd_compress),
     (b"decompressAsync\0", work::decompress_async),
+    (b"pwritevAsync\0", work::pwritev_async),
+    (b"alignedBuffer\0", aligned::aligned_buffer),
     (b"blake3\0", hash::blake3),
     (b"crc32c\0", hash::crc32c),
     (b"mount\0", sys::mount),

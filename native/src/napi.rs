@@ -22,6 +22,7 @@ const NAPI_AUTO_LENGTH: usize = usize::MAX;
 // napi_valuetype
 const NAPI_UNDEFINED: i32 = 0;
 const NAPI_NULL: i32 = 1;
+const NAPI_BOOLEAN: i32 = 2;
 const NAPI_NUMBER: i32 = 3;
 const NAPI_STRING: i32 = 4;
 // napi_typedarray_type
@@ -64,6 +65,7 @@ extern "C" {
     ) -> napi_status;
     fn napi_set_named_property(env: napi_env, object: napi_value, name: *const c_char, value: napi_value) -> napi_status;
     fn napi_get_value_double(env: napi_env, value: napi_value, result: *mut f64) -> napi_status;
+    fn napi_get_value_bool(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     fn napi_get_value_string_utf8(
         env: napi_env,
         value: napi_value,
@@ -200,6 +202,19 @@ impl<const N: usize> Args<N> {
     }
 
     /// An optional integer: `undefined` gives `default`.
+    /// A boolean, or `default` when undefined.
+    pub unsafe fn bool_or(&self, i: usize, name: &str, default: bool) -> Res<bool> {
+        match self.type_of(i)? {
+            NAPI_UNDEFINED => Ok(default),
+            NAPI_BOOLEAN => {
+                let mut b = false;
+                check(napi_get_value_bool(self.env, self.v[i], &mut b), "napi_get_value_bool")?;
+                Ok(b)
+            }
+            _ => fail(format!("argument '{name}' must be a boolean")),
+        }
+    }
+
     pub unsafe fn int_or(&self, i: usize, name: &str, min: f64, max: f64, default: f64) -> Res<f64> {
         if self.type_of(i)? == NAPI_UNDEFINED {
             return Ok(default);
@@ -231,6 +246,30 @@ impl<const N: usize> Args<N> {
             Ok(s) => Ok(Some(s)),
             Err(_) => fail(format!("argument '{name}' must not contain NUL characters")),
         }
+    }
+
+    /// An array of Buffers/Uint8Arrays (at most `max`).
+    pub unsafe fn bytes_list(&self, i: usize, name: &str, max: usize) -> Res<Vec<Bytes>> {
+        let mut is = false;
+        if i < self.count {
+            check(napi_is_array(self.env, self.v[i], &mut is), "napi_is_array")?;
+        }
+        if !is {
+            return fail(format!("argument '{name}' must be an array of Buffers"));
+        }
+        let mut n = 0u32;
+        check(napi_get_array_length(self.env, self.v[i], &mut n), "napi_get_array_length")?;
+        if n as usize > max {
+            return fail(format!("argument '{name}' has {n} Buffers, at most {max} are accepted"));
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let mut e = ptr::null_mut();
+            check(napi_get_element(self.env, self.v[i], k, &mut e), "napi_get_element")?;
+            let one = Args::<1> { env: self.env, v: [e], count: 1 };
+            out.push(one.bytes(0, name)?);
+        }
+        Ok(out)
     }
 
     /// An array of file descriptors (at most `max`).

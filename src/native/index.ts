@@ -29,6 +29,19 @@ export interface NativeAddon {
    * the bytes written. `src` and `dst` must stay untouched until it settles.
    */
   decompressAsync(algo: number, src: Uint8Array, dst: Uint8Array): Promise<number>;
+  /**
+   * pwritev(2) of all of `buffers`, one after another, from `offset`, on the libuv pool (short writes are
+   * continued); resolves to the bytes written. Through an O_DIRECT fd every Buffer must be 4 KiB-aligned in
+   * address and length, as alignedBuffer's are. Rejects with an Error whose `code` is the errno name. The fd
+   * must stay open and the Buffers untouched until it settles. `background` submits the writes with the idle
+   * I/O priority (direct I/O only: buffered writes reach the disk later, from the kernel's flusher).
+   */
+  pwritevAsync(fd: number, buffers: Uint8Array[], offset: number, background?: boolean): Promise<number>;
+  /**
+   * A Buffer of `size` rounded up to 4 KiB, at a 4 KiB-aligned address, from a pool refilled as V8 collects
+   * them. The bytes past `size` are zero; the first `size` are unspecified.
+   */
+  alignedBuffer(size: number): Buffer;
   /** One standard zstd frame; `level` defaults to 3. */
   zstdCompress(src: Uint8Array, level?: number): Buffer;
   /** 32-byte BLAKE3 hash. */
