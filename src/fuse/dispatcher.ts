@@ -34,19 +34,25 @@ import {
   ProtocolError,
   type InHeader,
 } from './protocol.js';
-import { errno, errnoOf, type FileSystem, type OpenResult, type RequestContext } from './filesystem.js';
+import { errno, errnoOf, type FileSystem, type LeasedData, type OpenResult, type RequestContext } from './filesystem.js';
 import { InitError, initOut, negotiate, type NegotiateOptions, type Negotiated } from './negotiate.js';
 
 export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface DispatcherHooks {
-  /** Sends one message to the kernel on `fd` (the fd the request was read from). */
-  write(fd: number, parts: Uint8Array[]): void;
+  /**
+   * Sends one message to the kernel on `fd` (the fd the request was read from). `written`, when given, is
+   * called exactly once when the parts are no longer needed, whether the write succeeded, failed or threw.
+   */
+  write(fd: number, parts: Uint8Array[], written?: () => void): void;
   /** INIT was answered. */
   onInit(n: Negotiated): void;
   onDestroy(): void;
   log: Logger;
 }
+
+/** Reply parts, with what to do once they are written (release leased read data). */
+type Reply = Uint8Array[] & { written?: () => void };
 
 interface InFlight {
   fd: number;
@@ -181,12 +187,15 @@ export class Dispatcher {
     task.abort?.abort();
   }
 
-  private finish(unique: bigint, task: InFlight, parts: Uint8Array[] | null): void {
+  private finish(unique: bigint, task: InFlight, parts: Reply | null): void {
+    let written = parts?.written;
     if (!task.answered) {
       task.answered = true;
       if (parts) {
+        const handedOver = written;
+        written = undefined; // the write hook calls it
         try {
-          this.hooks.write(task.fd, parts);
+          this.hooks.write(task.fd, parts, handedOver);
         } catch (e) {
           const code = (e as { code?: string }).code;
           // ENOENT: the kernel already gave up on this request (interrupted or aborted); ENODEV: connection gone,
@@ -195,6 +204,8 @@ export class Dispatcher {
         }
       }
     }
+    // a late answer (the request was interrupted or abandoned meanwhile) is dropped: its data is free at once
+    written?.();
     if (this.inflight.get(unique) === task) this.inflight.delete(unique);
     if (this.inflight.size === 0 && this.drainWaiters.length > 0) {
       const w = this.drainWaiters;
@@ -204,7 +215,7 @@ export class Dispatcher {
   }
 
   /** The reply parts (header first) for one request; null for none. Throws errno errors. */
-  private async run(h: InHeader, req: Buffer, ctx: RequestContext): Promise<Uint8Array[] | null> {
+  private async run(h: InHeader, req: Buffer, ctx: RequestContext): Promise<Reply | null> {
     const fs = this.fs;
     const u = h.unique;
     const ok = (payload?: Buffer): Uint8Array[] => (payload ? [encodeOutHeader(u, 0, payload.length), payload] : [encodeOutHeader(u, 0, 0)]);
@@ -254,7 +265,8 @@ export class Dispatcher {
           const r = decodeRead(req);
           if (r.size > this.maxReadSize) this.maxReadSize = r.size;
           const data = await fs.read(h.nodeId, r.fh, r.offset, r.size, ctx);
-          return readReply(u, data, r.size);
+          if (Buffer.isBuffer(data) || Array.isArray(data)) return readReply(u, data, r.size);
+          return leasedReply(u, data, r.size);
         }
         case Op.READDIR:
         case Op.READDIRPLUS: {
@@ -341,6 +353,18 @@ function openOut(r: OpenResult): Buffer {
 }
 
 /** Header plus the data buffers as they are (no copy); anything past `size` is cut off. */
+function leasedReply(unique: bigint, data: LeasedData, size: number): Reply {
+  let parts: Reply;
+  try {
+    parts = readReply(unique, data.data, size);
+  } catch (e) {
+    data.release();
+    throw e;
+  }
+  parts.written = () => data.release();
+  return parts;
+}
+
 function readReply(unique: bigint, data: Buffer | Buffer[], size: number): Uint8Array[] {
   const list = Array.isArray(data) ? data : [data];
   const parts: Uint8Array[] = [];

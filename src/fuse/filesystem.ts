@@ -50,6 +50,12 @@ export interface ConnectionInfo {
   maxPages: number;
 }
 
+/** Read data in memory the filesystem recycles: `release` is called once the reply no longer needs it. */
+export interface LeasedData {
+  data: Buffer[];
+  release(): void;
+}
+
 export interface FileSystem {
   /** Called once the kernel's INIT has been answered (not on resume). */
   init?(conn: ConnectionInfo): void | Promise<void>;
@@ -71,7 +77,7 @@ export interface FileSystem {
    * after this returns, from another thread: the bytes must not change until then, so never hand back a buffer
    * that is about to be reused for another read.
    */
-  read(nodeId: bigint, fh: bigint, offset: bigint, size: number, ctx: RequestContext): Promise<Buffer | Buffer[]>;
+  read(nodeId: bigint, fh: bigint, offset: bigint, size: number, ctx: RequestContext): Promise<Buffer | Buffer[] | LeasedData>;
   release?(nodeId: bigint, fh: bigint): void | Promise<void>;
   flush?(nodeId: bigint, fh: bigint, ctx: RequestContext): Promise<void>;
   lseek?(nodeId: bigint, fh: bigint, offset: bigint, whence: number, ctx: RequestContext): Promise<bigint>;

@@ -134,7 +134,7 @@ export class Session extends EventEmitter {
     this.log = opts.log ?? defaultLog;
     this.readOnly = opts.readOnly ?? true;
     this.dispatcher = new Dispatcher(fs, { ...opts, readOnly: this.readOnly }, {
-      write: (fd, parts) => this.writeReply(fd, parts),
+      write: (fd, parts, written) => this.writeReply(fd, parts, written),
       onInit: (n) => {
         this.log('info', `negotiated ${describeNegotiated(n)}`);
         this.initWaiter?.resolve(n);
@@ -144,15 +144,21 @@ export class Session extends EventEmitter {
     });
   }
 
-  private writeReply(fd: number, parts: Uint8Array[]): void {
+  /** `written` is called once the parts are no longer needed, also when the write fails or throws. */
+  private writeReply(fd: number, parts: Uint8Array[], written?: () => void): void {
     let total = 0;
     for (const p of parts) total += p.length;
     if (total < ASYNC_REPLY_MIN || this.opts.poolReplies === false) {
-      writeMessage(fd, parts);
+      try {
+        writeMessage(fd, parts);
+      } finally {
+        written?.();
+      }
       return;
     }
     this.pendingWrites++;
     writeMessageAsync(fd, parts, (err) => {
+      written?.();
       // ENOENT: the kernel gave up on the request (interrupted); ENODEV: the connection is gone (readers report it)
       if (err && err.code !== 'ENOENT' && err.code !== 'ENODEV') this.log('warn', `reply write failed: ${err.message}`);
       if (--this.pendingWrites === 0) {

@@ -1,7 +1,7 @@
 // A RAFS image served as a read-only FUSE filesystem: metadata from the bootstrap, file data through the
 // blob device (chunk map -> cache -> backend). Behaviour follows nydusd (spec nydusd-runtime §9): huge
 // entry/attr timeouts (the image is immutable), negative lookups cached, keep_cache on open.
-import type { Attr, DirEntry as FuseDirEntry, Entry, FileSystem, StatFs } from '../fuse/filesystem.js';
+import type { Attr, DirEntry as FuseDirEntry, Entry, FileSystem, LeasedData, StatFs } from '../fuse/filesystem.js';
 import { FuseError } from '../fuse/filesystem.js';
 import type { BlobDevice } from '../storage/device.js';
 import type { ChunkSlice } from '../storage/blob-cache.js';
@@ -147,7 +147,7 @@ export class RafsFs implements FileSystem {
     return list;
   }
 
-  async read(node: bigint, _fh: bigint, offset: bigint, size: number): Promise<Buffer[]> {
+  async read(node: bigint, _fh: bigint, offset: bigint, size: number): Promise<LeasedData | Buffer[]> {
     const inode = this.inode(this.inoOf(node));
     if (!isReg(inode.mode)) throw new FuseError(isDir(inode.mode) ? 'EISDIR' : 'EINVAL');
     if (offset < 0n || offset + BigInt(size) > BigInt(Number.MAX_SAFE_INTEGER)) throw new FuseError('EINVAL');
@@ -184,9 +184,12 @@ export class RafsFs implements FileSystem {
       budget -= chunks[i]!.compressedSize || chunks[i]!.uncompressedSize;
     }
     this.readAhead(inode.ino, start, end, chunks, i);
+    // the reply is written straight from the chunk memory, which is kept from reuse until then
+    const lease = this.device.lease();
     try {
-      return await this.device.read(slices, along);
+      return { data: await this.device.read(slices, along, lease), release: () => lease.release() };
     } catch (err) {
+      lease.release();
       throw new FuseError('EIO', (err as Error).message);
     }
   }

@@ -17,6 +17,7 @@ import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
 import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../rafs/types.js';
 import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
 
 const pread = promisify(fs.read);
@@ -79,6 +80,10 @@ export interface BlobCacheOptions {
   timeoutSec: number;
   /** the image's digester, for chunk digests */
   digester: Digester;
+  /** recycled memory for decoded chunks (chunk-arena.ts); without it every chunk is a new Buffer */
+  arena?: ChunkArena;
+  /** bytes of freshly decoded chunks kept in memory per blob (default RECENT_BYTES) */
+  recentBytes?: number;
   log?: StorageLog;
 }
 
@@ -196,9 +201,10 @@ export class BlobCache {
 
   /**
    * Returns the requested bytes of each slice, in order. `along` lists chunks the caller expects to need
-   * next (the rest of a v5 file); not-ready ones may be fetched in the same backend read.
+   * next (the rest of a v5 file); not-ready ones may be fetched in the same backend read. Views of recycled
+   * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
-  async read(slices: ChunkSlice[], along: ChunkInfo[] = []): Promise<Buffer[]> {
+  async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
@@ -208,7 +214,7 @@ export class BlobCache {
       missing.push(s.chunk);
     }
     if (missing.length > 0) this.startFetch(missing, along);
-    return Promise.all(slices.map((s) => this.readSlice(s)));
+    return Promise.all(slices.map((s) => this.readSlice(s, lease)));
   }
 
   /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
@@ -223,22 +229,24 @@ export class BlobCache {
     return this.map !== undefined && index < this.map.chunkCount && this.map.refresh(index);
   }
 
-  private async readSlice(s: ChunkSlice): Promise<Buffer> {
+  private async readSlice(s: ChunkSlice, lease: ChunkLease | undefined): Promise<Buffer> {
     const { chunk, start, end } = s;
     const key = this.key(chunk);
     const pending = this.inflight.get(key);
-    if (pending) return (await pending).subarray(start, end);
+    // The view is kept in the lease in the same step as it is taken. A waiting reader resumes right after the
+    // decode, before the fetch lets go of the memory (fetchGroup), so the memory is still held then.
+    if (pending) return this.keep(lease, (await pending).subarray(start, end));
     const held = this.recent.get(key);
     if (held) {
       this.stats.cacheHits++;
-      return held.subarray(start, end);
+      return this.keep(lease, held.subarray(start, end));
     }
     if (this.opts.validateCache) {
       const whole = await this.readCached(chunk, 0, chunk.uncompressedSize);
       if (this.verify(chunk, whole)) return whole.subarray(start, end);
       // a corrupt cache entry is refetched, never served
       this.startFetch([chunk], []);
-      return (await this.inflight.get(key)!).subarray(start, end);
+      return this.keep(lease, (await this.inflight.get(key)!).subarray(start, end));
     }
     if (!this.isReady(key)) {
       // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
@@ -246,6 +254,12 @@ export class BlobCache {
     }
     this.stats.cacheHits++;
     return this.readCached(chunk, start, end - start);
+  }
+
+  /** A view handed to a reader: kept in its lease, or copied out of recycled memory when there is none. */
+  private keep(lease: ChunkLease | undefined, view: Buffer): Buffer {
+    if (lease) return lease.keep(view);
+    return this.opts.arena?.owns(view) ? Buffer.from(view) : view;
   }
 
   private async readCached(chunk: ChunkInfo, start: number, length: number): Promise<Buffer> {
@@ -318,6 +332,7 @@ export class BlobCache {
         const stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
         if (this.opts.validateFetch && !this.verify(chunk, plain)) {
+          this.opts.arena?.release(plain);
           throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: digest mismatch`, this.blob.blobId);
         }
         return plain;
@@ -328,10 +343,15 @@ export class BlobCache {
     for (const { chunk, p } of decoded) {
       p.then(
         (plain) => {
+          this.stats.chunksFetched++;
           this.remember(this.key(chunk), plain);
           const w = this.persist(chunk, plain).catch(() => undefined);
           this.persisting.add(w);
-          return w.finally(() => this.persisting.delete(w));
+          return w.finally(() => {
+            this.persisting.delete(w);
+            // the fetch's own hold on the chunk memory (taken in decode); `recent` and readers hold their own
+            this.opts.arena?.release(plain);
+          });
         },
         () => undefined,
       ).finally(() => {
@@ -355,15 +375,22 @@ export class BlobCache {
       stored.copy(copy);
       return copy;
     }
+    const out = this.chunkBuffer(chunk.uncompressedSize);
     try {
-      return await decompressAsync(this.blob.compressor, stored, chunk.uncompressedSize, this.chunkBuffer(chunk.uncompressedSize));
+      return await decompressAsync(this.blob.compressor, stored, chunk.uncompressedSize, out);
     } catch (err) {
+      this.opts.arena?.release(out);
       throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: ${(err as Error).message}`, this.blob.blobId, { cause: err });
     }
   }
 
-  /** Memory for one decoded chunk: page-aligned (padded with zeros to 4 KiB) while direct writes are possible. */
+  /**
+   * Memory for one decoded chunk, held once by the fetch: recycled from the arena when it has a free slot, and
+   * page-aligned (padded with zeros to 4 KiB) while direct writes are possible.
+   */
   private chunkBuffer(size: number): Buffer {
+    const slot = this.opts.arena?.take(size);
+    if (slot) return slot;
     return this.directFd >= 0 ? native.alignedBuffer(size).subarray(0, size) : Buffer.allocUnsafe(size);
   }
 
@@ -398,13 +425,14 @@ export class BlobCache {
     if (!this.direct || plain.length === 0 || chunk.uncompressedOffset % DIRECT_ALIGN !== 0) return undefined;
     const padded = roundUp(plain.length);
     const end = chunk.uncompressedOffset + padded;
-    if (end > this.fileSize || plain.byteOffset !== 0 || plain.buffer.byteLength < padded) return undefined;
+    // all chunk memory is page-aligned while direct writes are on (chunkBuffer): arena slots and alignedBuffer
+    if (end > this.fileSize || plain.byteOffset % DIRECT_ALIGN !== 0 || plain.byteOffset + padded > plain.buffer.byteLength) return undefined;
     if (padded !== plain.length) {
       const next = this.neighbours?.(chunk.index + 1);
       if (!next || next.uncompressedOffset < end) return undefined;
     }
     if (this.directQueued + padded > DIRECT_QUEUE_BYTES) return undefined;
-    return Buffer.from(plain.buffer, 0, padded);
+    return Buffer.from(plain.buffer, plain.byteOffset, padded);
   }
 
   /** Queues an aligned block for the direct writer; resolves once it is in the file. */
@@ -436,7 +464,8 @@ export class BlobCache {
         this.directQueue = all.slice(n);
         let failure: Error | undefined;
         try {
-          await native.pwritevAsync(this.directFd, run.map((w) => w.block), run[0]!.offset, true);
+          // idle I/O priority lets blob reads go first; at shutdown nothing waits for those any more
+          await native.pwritevAsync(this.directFd, run.map((w) => w.block), run[0]!.offset, !this.closing);
         } catch (err) {
           if ((err as { code?: string }).code === 'EINVAL' && this.direct) {
             // this filesystem or device wants another alignment: the page cache takes the same bytes
@@ -459,21 +488,30 @@ export class BlobCache {
   /** Batches durability: one fdatasync covers every chunk written before it started. */
   private chunksDone(key: number): void {
     this.written.add(key);
-    this.stats.chunksFetched++;
     this.durableQueue.push(key);
     this.lastWrite = performance.now();
     if (!this.durableRunning) this.durableRunning = this.drainDurable();
   }
 
   private remember(key: number, plain: Buffer): void {
-    if (plain.length > RECENT_BYTES / 4) return;
+    const limit = this.opts.recentBytes ?? RECENT_BYTES;
+    if (plain.length > limit / 4) return;
+    this.forget(key);
+    this.opts.arena?.hold(plain);
     this.recent.set(key, plain);
     this.recentBytes += plain.length;
-    for (const [k, b] of this.recent) {
-      if (this.recentBytes <= RECENT_BYTES) break;
-      this.recent.delete(k);
-      this.recentBytes -= b.length;
+    for (const k of this.recent.keys()) {
+      if (this.recentBytes <= limit) break;
+      this.forget(k);
     }
+  }
+
+  private forget(key: number): void {
+    const b = this.recent.get(key);
+    if (!b) return;
+    this.recent.delete(key);
+    this.recentBytes -= b.length;
+    this.opts.arena?.release(b);
   }
 
   private async drainDurable(): Promise<void> {
@@ -537,6 +575,7 @@ export class BlobCache {
     await Promise.allSettled([...this.persisting]);
     while (this.durableRunning) await this.durableRunning.catch(() => undefined);
     this.closed = true;
+    for (const k of [...this.recent.keys()]) this.forget(k);
     this.map?.close();
     fs.closeSync(this.dataFd);
     if (this.directFd >= 0) fs.closeSync(this.directFd);

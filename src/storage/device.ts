@@ -5,7 +5,16 @@ import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
 import { BackendError, MeteredBackend } from './backend.js';
 import { BlobCache, type BlobCacheOptions, type ChunkSlice } from './blob-cache.js';
+import { ChunkArena, type ChunkLease } from './chunk-arena.js';
 import { BlobMeta } from './blob-meta.js';
+
+/**
+ * Recycled memory for decoded chunks, shared by the blobs of a mount: the `recent` lists (16 MiB per blob), the
+ * chunks waiting for their cache write and those being replied fit; beyond it chunks get memory of their own.
+ */
+const ARENA_BYTES = 64 * 1024 * 1024;
+/** Chunk size assumed for blobs that do not declare one (old RAFS v5). */
+const DEFAULT_CHUNK = 1024 * 1024;
 
 export interface BlobDeviceOptions extends BlobCacheOptions {
   /** RAFS v6 looks chunks up in each blob's CI table; v5 records are complete in the bootstrap */
@@ -21,6 +30,7 @@ export class BlobDevice {
   private readonly opened = new Map<number, Promise<OpenBlob>>();
   readonly backend: MeteredBackend;
   private readonly opts: BlobDeviceOptions;
+  private readonly arena: ChunkArena;
 
   constructor(
     readonly blobs: BlobInfo[],
@@ -28,7 +38,9 @@ export class BlobDevice {
   ) {
     fs.mkdirSync(opts.workDir, { recursive: true });
     this.backend = new MeteredBackend(opts.backend, opts.log);
-    this.opts = { ...opts, backend: this.backend };
+    const maxChunk = Math.max(DEFAULT_CHUNK, ...blobs.map((b) => b.chunkSize));
+    this.arena = opts.arena ?? new ChunkArena(maxChunk, ARENA_BYTES);
+    this.opts = { ...opts, backend: this.backend, arena: this.arena };
   }
 
   private open(blobIndex: number): Promise<OpenBlob> {
@@ -50,13 +62,19 @@ export class BlobDevice {
     return p;
   }
 
+  /** Holds for one read's views of recycled chunk memory; release it once the bytes are no longer needed. */
+  lease(): ChunkLease {
+    return this.arena.lease();
+  }
+
   /**
    * Reads slices of chunks, possibly of several blobs. For v6 the chunk's location comes from the blob's
    * CI table; `along` are chunks worth fetching in the same backend round trip (the rest of the file).
+   * Without a `lease` the bytes are copies, never views of recycled memory.
    */
-  async read(slices: ChunkSlice[], along: ChunkInfo[] = []): Promise<Buffer[]> {
+  async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
     try {
-      return await this.readSlices(slices, along);
+      return await this.readSlices(slices, along, lease);
     } catch (err) {
       // the reader only sees EIO: the reason has to be in the log
       this.opts.log?.('warn', `read failed: ${(err as Error).message}`);
@@ -64,7 +82,7 @@ export class BlobDevice {
     }
   }
 
-  private async readSlices(slices: ChunkSlice[], along: ChunkInfo[]): Promise<Buffer[]> {
+  private async readSlices(slices: ChunkSlice[], along: ChunkInfo[], lease: ChunkLease | undefined): Promise<Buffer[]> {
     const byBlob = new Map<number, number[]>();
     slices.forEach((s, i) => {
       const list = byBlob.get(s.chunk.blobIndex);
@@ -78,7 +96,7 @@ export class BlobDevice {
         const resolve = (c: ChunkInfo) => this.resolve(cache, meta, c);
         const mine = idx.map((i) => ({ ...slices[i]!, chunk: resolve(slices[i]!.chunk) }));
         const extra = along.filter((c) => c.blobIndex === blobIndex).map(resolve);
-        const data = await cache.read(mine, extra);
+        const data = await cache.read(mine, extra, lease);
         idx.forEach((i, k) => (out[i] = data[k]!));
       }),
     );

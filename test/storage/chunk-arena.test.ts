@@ -1,0 +1,64 @@
+// The recycled chunk memory: a slot is reused only after every holder let go, views are page-aligned with zero
+// padding, and misuse (a hold after the last release, releasing twice) is an error rather than shared bytes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { ChunkArena } from '../../src/storage/chunk-arena.js';
+
+describe('ChunkArena', () => {
+  it('hands out page-aligned slots with zero padding, up to its budget', () => {
+    const arena = new ChunkArena(10_000, 8 * 1024 * 1024);
+    assert.equal(arena.slotSize, 12288);
+    const a = arena.take(5000)!;
+    assert.equal(a.length, 5000);
+    assert.equal(a.byteOffset % 4096, 0);
+    assert.ok(Buffer.from(a.buffer, a.byteOffset + 5000, 8192 - 5000).every((x) => x === 0));
+    assert.equal(arena.take(12289), undefined, 'a chunk larger than a slot gets no slot');
+    const all = [a];
+    for (let b = arena.take(12288); b; b = arena.take(12288)) all.push(b);
+    assert.equal(all.length, Math.floor((8 * 1024 * 1024) / 12288));
+    assert.equal(arena.used, all.length);
+    // no two views share memory
+    const starts = new Set(all.map((v) => `${v.byteOffset}:${(v.buffer as ArrayBuffer).byteLength}:${all.indexOf(v)}`));
+    assert.equal(starts.size, all.length);
+    for (let i = 1; i < all.length; i++) all[i]!.fill(i & 0xff);
+    for (let i = 1; i < all.length; i++) assert.ok(all[i]!.every((x) => x === (i & 0xff)), `slot ${i} was overwritten`);
+  });
+
+  it('reuses a slot only when its last holder releases it', () => {
+    const arena = new ChunkArena(4096, 4096 * 2);
+    const a = arena.take(4096)!;
+    const b = arena.take(4096)!;
+    assert.equal(arena.take(4096), undefined);
+    a.fill(0xaa);
+    const lease = arena.lease();
+    const view = lease.keep(a.subarray(100, 200));
+    arena.release(a); // the fetch lets go; the lease still holds it
+    assert.equal(arena.take(4096), undefined);
+    assert.ok(view.every((x) => x === 0xaa));
+    lease.release();
+    lease.release(); // a second release of the same lease does nothing
+    const c = arena.take(1000)!;
+    assert.equal(c.byteOffset, a.byteOffset, 'the freed slot is the one handed out again');
+    assert.ok(Buffer.from(c.buffer, c.byteOffset + 1000, 3096).every((x) => x === 0), 'the padding is zeroed again on reuse');
+    arena.release(b);
+    arena.release(c);
+    assert.equal(arena.used, 0);
+  });
+
+  it('leaves memory from elsewhere alone and refuses holds on freed slots', () => {
+    const arena = new ChunkArena(4096, 4096);
+    const outside = Buffer.alloc(4096);
+    assert.equal(arena.owns(outside), false);
+    assert.equal(arena.hold(outside), false);
+    arena.release(outside); // no effect
+    const lease = arena.lease();
+    assert.equal(lease.keep(outside), outside);
+    lease.release();
+    const a = arena.take(4096)!;
+    assert.equal(arena.owns(a.subarray(10)), true);
+    arena.release(a);
+    assert.throws(() => arena.hold(a), /held after it was freed/);
+    assert.throws(() => arena.release(a), /released more often than held/);
+  });
+});
