@@ -197,6 +197,66 @@ describe('dispatcher without a kernel', () => {
     assert.equal(d.inflightCount, 0);
   });
 
+  it('releases leased read data exactly once: after its reply, after a failed write, and for a late answer', async () => {
+    const released: string[] = [];
+    let answerLate!: () => void;
+    const fs = buildTestFs();
+    const leased: FileSystem = Object.assign(Object.create(fs) as FileSystem, {
+      read: (_n: bigint, _f: bigint, offset: bigint) => {
+        const tag = `read@${offset}`;
+        const data = { data: [Buffer.from(tag)], release: () => released.push(tag) };
+        if (offset !== 2n) return Promise.resolve(data);
+        // this one answers only after it was interrupted (it does not watch the abort signal)
+        return new Promise((resolve) => (answerLate = () => resolve(data)));
+      },
+    });
+    const out: Buffer[] = [];
+    let failNext = false;
+    const d = new Dispatcher(leased, { readOnly: true }, {
+      write: (_fd, parts, written) => {
+        try {
+          if (failNext) {
+            failNext = false;
+            throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+          }
+          out.push(Buffer.concat(parts));
+        } finally {
+          written?.();
+        }
+      },
+      onInit: () => undefined,
+      onDestroy: () => undefined,
+      log: () => undefined,
+    });
+    const tick = () => new Promise((r) => setImmediate(r));
+
+    d.handle(3, encodeRequest(Op.READ, 40n, 2n, encodeReadIn(0n, 0n, 4096)));
+    await tick();
+    assert.equal(out.length, 1);
+    assert.equal(out[0]!.toString('utf8', 16), 'read@0');
+    assert.deepEqual(released, ['read@0']);
+
+    failNext = true;
+    d.handle(3, encodeRequest(Op.READ, 41n, 2n, encodeReadIn(0n, 1n, 4096)));
+    await tick();
+    assert.equal(out.length, 1);
+    assert.deepEqual(released, ['read@0', 'read@1']);
+
+    d.handle(3, encodeRequest(Op.READ, 42n, 2n, encodeReadIn(0n, 2n, 4096)));
+    await tick();
+    const intr = Buffer.alloc(8);
+    intr.writeBigUInt64LE(42n);
+    d.handle(3, encodeRequest(Op.INTERRUPT, 43n, 0n, intr));
+    await tick();
+    assert.equal(errOf(out[1]!), -4);
+    assert.deepEqual(released, ['read@0', 'read@1'], 'not released before the filesystem answers');
+    answerLate();
+    await tick();
+    assert.equal(out.length, 2, 'the late answer is dropped');
+    assert.deepEqual(released, ['read@0', 'read@1', 'read@2']);
+    assert.equal(d.inflightCount, 0);
+  });
+
   it('turns a filesystem bug into EIO and a malformed body into EINVAL', async () => {
     const fs = buildTestFs();
     const broken: FileSystem = Object.assign(Object.create(fs) as FileSystem, { statfs: async () => { throw new TypeError('oops'); } });
