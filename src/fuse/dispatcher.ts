@@ -352,7 +352,7 @@ function openOut(r: OpenResult): Buffer {
   return encodeOpenOut(r.fh ?? 0n, flags);
 }
 
-/** Header plus the data buffers as they are (no copy); anything past `size` is cut off. */
+/** readReply for data the filesystem recycles: released once the reply is written, or at once if it cannot be built. */
 function leasedReply(unique: bigint, data: LeasedData, size: number): Reply {
   let parts: Reply;
   try {
@@ -365,6 +365,7 @@ function leasedReply(unique: bigint, data: LeasedData, size: number): Reply {
   return parts;
 }
 
+/** Header plus the data buffers as they are (no copy); anything past `size` is cut off. */
 function readReply(unique: bigint, data: Buffer | Buffer[], size: number): Uint8Array[] {
   const list = Array.isArray(data) ? data : [data];
   const parts: Uint8Array[] = [];

@@ -484,7 +484,6 @@ export class BlobCache {
     }
   }
 
-
   /** Batches durability: one fdatasync covers every chunk written before it started. */
   private chunksDone(key: number): void {
     this.written.add(key);
