@@ -1,7 +1,7 @@
 // The /dev/fuse device and the kernel mount: the only place that touches syscalls, so the rest of src/fuse is
 // plain protocol and scheduling. Raw fds are shared by all threads of the process, so the reader workers and the
 // main thread use the same numbers.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { native } from '../native/index.js';
 
@@ -76,8 +76,8 @@ export function umount(target: string, flags = 0): void {
 }
 
 /**
- * Unprivileged mount through fusermount3 (UNTESTED: fusermount3 is not installed on the project machines and the
- * tests run as root). fusermount3 mounts, then hands the /dev/fuse fd back over the socket named by _FUSE_COMMFD.
+ * Unprivileged mount through fusermount3 (test/nydusd/unprivileged runs nydusd as `nobody`). fusermount3 mounts,
+ * then hands the /dev/fuse fd back over the socket named by _FUSE_COMMFD.
  */
 export async function mountWithFusermount(target: string, options: string): Promise<number> {
   const [ours, theirs] = native.socketpair();
@@ -100,6 +100,30 @@ export async function mountWithFusermount(target: string, options: string): Prom
   } finally {
     closeDevice(ours);
     closeDevice(theirs);
+  }
+}
+
+/** Unmounts a FUSE mount of ours without privileges (fusermount3 -u; -z detaches a busy one). */
+export function unmountWithFusermount(target: string, lazy: boolean): void {
+  const r = spawnSync('fusermount3', ['-u', ...(lazy ? ['-z'] : []), '--', target], { encoding: 'utf8' });
+  if (r.error) throw new Error(`cannot run fusermount3: ${r.error.message}`, { cause: r.error });
+  if (r.status !== 0) {
+    const msg = (r.stderr ?? '').trim();
+    // not mounted any more (someone else unmounted it): the connection closes on its own
+    if (/not found in|not mounted|Invalid argument/.test(msg)) throw Object.assign(new Error(msg), { code: 'EINVAL' });
+    throw new Error(`fusermount3 -u failed (exit ${r.status}): ${msg}`);
+  }
+}
+
+/**
+ * Whether /etc/fuse.conf lets users mount with allow_other (a `user_allow_other` line): without it fusermount3
+ * refuses the whole mount when the option is asked for.
+ */
+export function usersMayAllowOther(conf = '/etc/fuse.conf'): boolean {
+  try {
+    return fs.readFileSync(conf, 'utf8').split('\n').some((l) => l.replace(/#.*/, '').trim() === 'user_allow_other');
+  } catch {
+    return false;
   }
 }
 

@@ -37,6 +37,8 @@ import {
   MS_RDONLY,
   openDevice,
   umount,
+  unmountWithFusermount,
+  usersMayAllowOther,
   writeMessage,
   writeMessageAsync,
 } from './device.js';
@@ -202,7 +204,13 @@ export class Session extends EventEmitter {
       }
     }
     if (fd === undefined) {
-      const fmOpts = ['nosuid', 'nodev', 'noatime', ...(ro ? ['ro'] : []), `fsname=${opts.source ?? 'rafs'}`, ...options.filter((o) => !o.startsWith('rootmode') && !o.startsWith('user_id') && !o.startsWith('group_id'))];
+      let fmOptions = options.filter((o) => !o.startsWith('rootmode') && !o.startsWith('user_id') && !o.startsWith('group_id'));
+      if (fmOptions.includes('allow_other') && !usersMayAllowOther()) {
+        // fusermount3 would refuse the whole mount; a mount only its owner can read beats none
+        (opts.log ?? defaultLog)('warn', `mounting ${target} without allow_other: /etc/fuse.conf has no user_allow_other, so only uid ${process.getuid?.()} can read it`);
+        fmOptions = fmOptions.filter((o) => o !== 'allow_other');
+      }
+      const fmOpts = ['nosuid', 'nodev', 'noatime', ...(ro ? ['ro'] : []), `fsname=${opts.source ?? 'rafs'}`, ...fmOptions];
       fd = await mountWithFusermount(target, fmOpts.join(','));
     }
 
@@ -373,7 +381,8 @@ export class Session extends EventEmitter {
     if (this.closed) return;
     const closed = new Promise<void>((res) => this.once('closed', res));
     try {
-      umount(this.mountpoint, opts.lazy ? MNT_DETACH : 0);
+      if (process.getuid?.() === 0) umount(this.mountpoint, opts.lazy ? MNT_DETACH : 0);
+      else unmountWithFusermount(this.mountpoint, opts.lazy ?? false);
     } catch (e) {
       const code = (e as { code?: string }).code;
       // EINVAL: not mounted any more (someone else unmounted it); the connection closes on its own

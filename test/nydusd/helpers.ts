@@ -97,8 +97,10 @@ export class Daemon {
   constructor(
     readonly args: string[],
     readonly mountpoint?: string,
+    /** run as this user instead of root */
+    user?: { uid: number; gid: number },
   ) {
-    this.child = spawn(process.execPath, [NYDUSD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [NYDUSD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     live.add(this);
@@ -193,9 +195,9 @@ process.once('exit', () => {
 });
 
 /** Starts nydusd and waits for its mount. */
-export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000): Promise<Daemon> {
+export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000, user?: { uid: number; gid: number }): Promise<Daemon> {
   mkdirSync(mountpoint, { recursive: true });
-  const d = new Daemon(args, mountpoint);
+  const d = new Daemon(args, mountpoint, user);
   try {
     await d.waitMounted(timeoutMs);
   } catch (err) {
