@@ -83,6 +83,13 @@ export interface ExitResult {
   elapsed: number;
 }
 
+/** Another user to run nydusd as, and the nydusd script that user can read. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  nydusd?: string;
+}
+
 const live = new Set<Daemon>();
 
 /** One nydusd child process. */
@@ -97,10 +104,11 @@ export class Daemon {
   constructor(
     readonly args: string[],
     readonly mountpoint?: string,
-    /** run as this user instead of root */
-    user?: { uid: number; gid: number },
+    /** run as this user instead of root, from `nydusd` (default NYDUSD) */
+    user?: RunAs,
   ) {
-    this.child = spawn(process.execPath, [NYDUSD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
+    const { nydusd = NYDUSD, ...ids } = user ?? {};
+    this.child = spawn(process.execPath, [nydusd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     live.add(this);
@@ -195,7 +203,7 @@ process.once('exit', () => {
 });
 
 /** Starts nydusd and waits for its mount. */
-export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000, user?: { uid: number; gid: number }): Promise<Daemon> {
+export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000, user?: RunAs): Promise<Daemon> {
   mkdirSync(mountpoint, { recursive: true });
   const d = new Daemon(args, mountpoint, user);
   try {

@@ -1,17 +1,22 @@
 // nydusd started by an ordinary user: no mount(2) for it, so it mounts through fusermount3 (which hands back
 // the /dev/fuse fd over a socket), serves the image, and unmounts through fusermount3 on SIGTERM. Run as
 // `nobody` from the root test process. /dev/fuse must be open to all users for this, as distributions ship
-// it (0666); the test sets that for its duration where the machine keeps it root-only.
+// it (0666); the test sets that for its duration where the machine keeps it root-only. The project may sit where
+// `nobody` cannot read it (a clone in /root), so nydusd runs from a copy of what it needs at run time: the compiled
+// sources, the native addon and the runtime dependencies.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
+import { ADDON_FILE } from '../../src/native/index.js';
 import { usersMayAllowOther } from '../../src/fuse/device.js';
 import { cleanupDaemons, isMounted, md5, mountImage, removeDir, requireEnv, tempDir, writeConfig } from './helpers.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
+const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+const RUNTIME = ['package.json', 'dist/src', `native/${ADDON_FILE}`, ...Object.keys(pkg.dependencies).map((d) => `node_modules/${d}`)];
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 
 describe('nydusd as an unprivileged user', () => {
@@ -29,7 +34,8 @@ describe('nydusd as an unprivileged user', () => {
       mkdirSync(path.join(work, d));
       chownSync(path.join(work, d), NOBODY.uid, NOBODY.gid);
     }
-    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'image')]);
+    for (const p of RUNTIME) cpSync(path.join(projectRoot, p), path.join(work, 'nydus-ts', p), { recursive: true });
+    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'image'), path.join(work, 'nydus-ts')]);
   });
   after(async () => {
     await cleanupDaemons();
@@ -41,7 +47,8 @@ describe('nydusd as an unprivileged user', () => {
     const mnt = path.join(work, 'mnt');
     const cfg = writeConfig(path.join(work, 'config.json'), { blobDir: path.join(work, 'image', 'blobs'), workDir: path.join(work, 'cache') });
     chmodSync(cfg, 0o644);
-    const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', path.join(work, 'image', 'bootstrap'), '--mountpoint', mnt], mnt, 10_000, NOBODY);
+    const nydusd = path.join(work, 'nydus-ts', 'dist', 'src', 'cli', 'nydusd.cjs');
+    const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', path.join(work, 'image', 'bootstrap'), '--mountpoint', mnt], mnt, 10_000, { ...NOBODY, nydusd });
 
     const line = readFileSync('/proc/self/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt)!;
     assert.match(line, /^rafs \S+ fuse ro,nosuid,nodev,/);
