@@ -118,10 +118,18 @@ describe('INIT negotiation', () => {
 });
 
 describe('dispatcher without a kernel', () => {
-  function harness(fs: FileSystem) {
+  /** `failWrite` makes a reply's write throw ENOENT, as for a request the kernel already gave up. */
+  function harness(fs: FileSystem, failWrite: () => boolean = () => false) {
     const out: Buffer[] = [];
     const d = new Dispatcher(fs, { readOnly: true }, {
-      write: (_fd, parts) => out.push(Buffer.concat(parts)),
+      write: (_fd, parts, written) => {
+        try {
+          if (failWrite()) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+          out.push(Buffer.concat(parts));
+        } finally {
+          written?.();
+        }
+      },
       onInit: () => undefined,
       onDestroy: () => undefined,
       log: () => undefined,
@@ -210,25 +218,12 @@ describe('dispatcher without a kernel', () => {
         return new Promise((resolve) => (answerLate = () => resolve(data)));
       },
     });
-    const out: Buffer[] = [];
     let failNext = false;
-    const d = new Dispatcher(leased, { readOnly: true }, {
-      write: (_fd, parts, written) => {
-        try {
-          if (failNext) {
-            failNext = false;
-            throw Object.assign(new Error('gone'), { code: 'ENOENT' });
-          }
-          out.push(Buffer.concat(parts));
-        } finally {
-          written?.();
-        }
-      },
-      onInit: () => undefined,
-      onDestroy: () => undefined,
-      log: () => undefined,
+    const { d, out, tick } = harness(leased, () => {
+      const fail = failNext;
+      failNext = false;
+      return fail;
     });
-    const tick = () => new Promise((r) => setImmediate(r));
 
     d.handle(3, encodeRequest(Op.READ, 40n, 2n, encodeReadIn(0n, 0n, 4096)));
     await tick();
