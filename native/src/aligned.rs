@@ -2,22 +2,18 @@
 
 //! Page-aligned Buffers for decoded chunks. The blob cache writes them to its data file with O_DIRECT
 //! straight from this memory (no staging copy), which needs the address, the file offset and the length
-//! aligned to the device's logical block; 4 KiB covers every device. The memory is recycled through a
-//! small pool when V8 collects a Buffer, so that a cold read does not map, fault in and unmap a fresh
-//! megabyte per chunk.
+//! aligned to the device's logical block; 4 KiB covers every device. Recycling is the chunk arena's job
+//! (src/storage/chunk-arena.ts), which takes its slabs from here; this memory goes back when V8 collects it.
 
 use std::alloc::{self, Layout};
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Mutex;
 
 use crate::napi::{self, fail, napi_callback_info, napi_env, napi_value};
 
 pub const ALIGN: usize = 4096;
 /// Larger requests are refused: a RAFS chunk is at most 16 MiB.
 const MAX_SIZE: usize = 64 << 20;
-/// Free memory kept for reuse, at most (bytes).
-const POOL_BYTES: usize = 64 << 20;
 
 type napi_status = i32;
 type Finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void);
@@ -33,39 +29,13 @@ extern "C" {
     ) -> napi_status;
 }
 
-struct Pool {
-    free: Vec<(usize, usize)>, // (capacity, address)
-    bytes: usize,
-}
-
-static POOL: Mutex<Pool> = Mutex::new(Pool { free: Vec::new(), bytes: 0 });
-
 fn layout(cap: usize) -> Layout {
     // cap is a non-zero multiple of ALIGN, far below isize::MAX
     Layout::from_size_align(cap, ALIGN).expect("aligned layout")
 }
 
-fn take(cap: usize) -> *mut u8 {
-    if let Ok(mut p) = POOL.lock() {
-        if let Some(i) = p.free.iter().rposition(|&(c, _)| c == cap) {
-            let (_, addr) = p.free.swap_remove(i);
-            p.bytes -= cap;
-            return addr as *mut u8;
-        }
-    }
-    unsafe { alloc::alloc(layout(cap)) }
-}
-
-unsafe extern "C" fn give_back(_env: napi_env, data: *mut c_void, hint: *mut c_void) {
-    let cap = hint as usize;
-    if let Ok(mut p) = POOL.lock() {
-        if p.bytes + cap <= POOL_BYTES {
-            p.free.push((cap, data as usize));
-            p.bytes += cap;
-            return;
-        }
-    }
-    alloc::dealloc(data as *mut u8, layout(cap));
+unsafe extern "C" fn free(_env: napi_env, data: *mut c_void, hint: *mut c_void) {
+    alloc::dealloc(data as *mut u8, layout(hint as usize));
 }
 
 /// alignedBuffer(size) -> Buffer of `size` rounded up to 4 KiB, at a 4 KiB-aligned address. The bytes past
@@ -75,13 +45,13 @@ pub unsafe extern "C" fn aligned_buffer(env: napi_env, info: napi_callback_info)
         let a = napi::args::<1>(env, info)?;
         let size = a.int(0, "size", 0.0, MAX_SIZE as f64)? as usize;
         let cap = (size.max(1) + ALIGN - 1) / ALIGN * ALIGN;
-        let p = take(cap);
+        let p = alloc::alloc(layout(cap));
         if p.is_null() {
             return fail(format!("cannot allocate {cap} bytes"));
         }
         ptr::write_bytes(p.add(size), 0, cap - size);
         let mut out = ptr::null_mut();
-        if napi_create_external_buffer(env, cap, p as *mut c_void, give_back, cap as *mut c_void, &mut out) != 0 {
+        if napi_create_external_buffer(env, cap, p as *mut c_void, free, cap as *mut c_void, &mut out) != 0 {
             alloc::dealloc(p, layout(cap));
             return fail("external Buffers are not available in this runtime");
         }

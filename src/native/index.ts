@@ -38,8 +38,8 @@ export interface NativeAddon {
    */
   pwritevAsync(fd: number, buffers: Uint8Array[], offset: number, background?: boolean): Promise<number>;
   /**
-   * A Buffer of `size` rounded up to 4 KiB, at a 4 KiB-aligned address, from a pool refilled as V8 collects
-   * them. The bytes past `size` are zero; the first `size` are unspecified.
+   * A Buffer of `size` rounded up to 4 KiB, at a 4 KiB-aligned address. The bytes past `size` are zero; the
+   * first `size` are unspecified.
    */
   alignedBuffer(size: number): Buffer;
   /** One standard zstd frame; `level` defaults to 3. */

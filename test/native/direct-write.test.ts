@@ -36,7 +36,7 @@ describe('alignedBuffer', () => {
     }
   });
 
-  it('memory handed back by the garbage collector is reused with its padding zeroed again', () => {
+  it('memory that V8 collected and malloc hands out again still comes with zero padding', () => {
     // dirty many buffers of one size, drop them, and ask again: whatever comes back has zero padding
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 64; i++) native.alignedBuffer(8192).fill(0xff);
