@@ -188,14 +188,14 @@ export class Dispatcher {
   }
 
   private finish(unique: bigint, task: InFlight, parts: Reply | null): void {
-    let written = parts?.written;
-    if (!task.answered) {
+    if (task.answered) {
+      // a late answer (the request was interrupted or abandoned meanwhile) is dropped: its data is free at once
+      parts?.written?.();
+    } else {
       task.answered = true;
       if (parts) {
-        const handedOver = written;
-        written = undefined; // the write hook calls it
         try {
-          this.hooks.write(task.fd, parts, handedOver);
+          this.hooks.write(task.fd, parts, parts.written);
         } catch (e) {
           const code = (e as { code?: string }).code;
           // ENOENT: the kernel already gave up on this request (interrupted or aborted); ENODEV: connection gone,
@@ -204,8 +204,6 @@ export class Dispatcher {
         }
       }
     }
-    // a late answer (the request was interrupted or abandoned meanwhile) is dropped: its data is free at once
-    written?.();
     if (this.inflight.get(unique) === task) this.inflight.delete(unique);
     if (this.inflight.size === 0 && this.drainWaiters.length > 0) {
       const w = this.drainWaiters;
