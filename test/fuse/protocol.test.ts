@@ -138,6 +138,12 @@ describe('dispatcher without a kernel', () => {
     return { d, out, tick };
   }
   const errOf = (b: Buffer) => b.readInt32LE(4);
+  /** INTERRUPT request `unique` for the request `target` */
+  const interrupt = (unique: bigint, target: bigint) => {
+    const body = Buffer.alloc(8);
+    body.writeBigUInt64LE(target);
+    return encodeRequest(Op.INTERRUPT, unique, 0n, body);
+  };
 
   it('answers INIT, then EROFS for writes and ENOSYS for unknown opcodes', async () => {
     const { d, out, tick } = harness(buildTestFs());
@@ -185,9 +191,7 @@ describe('dispatcher without a kernel', () => {
     const { d, out, tick } = harness(slow);
     d.handle(3, encodeRequest(Op.READ, 20n, 2n, encodeReadIn(0n, 0n, 4096)));
     await tick();
-    const intr = Buffer.alloc(8);
-    intr.writeBigUInt64LE(20n);
-    d.handle(3, encodeRequest(Op.INTERRUPT, 21n, 0n, intr));
+    d.handle(3, interrupt(21n, 20n));
     await tick();
     release();
     await tick();
@@ -195,9 +199,7 @@ describe('dispatcher without a kernel', () => {
     assert.equal(errOf(out[0]!), -4);
     assert.equal(out[0]!.readBigUInt64LE(8), 20n);
     // interrupt seen before its request (two reader threads race): the request is answered EINTR on arrival
-    const intr2 = Buffer.alloc(8);
-    intr2.writeBigUInt64LE(30n);
-    d.handle(3, encodeRequest(Op.INTERRUPT, 31n, 0n, intr2));
+    d.handle(3, interrupt(31n, 30n));
     d.handle(3, encodeRequest(Op.READ, 30n, 2n, encodeReadIn(0n, 0n, 4096)));
     await tick();
     assert.equal(out.length, 2);
@@ -239,9 +241,7 @@ describe('dispatcher without a kernel', () => {
 
     d.handle(3, encodeRequest(Op.READ, 42n, 2n, encodeReadIn(0n, 2n, 4096)));
     await tick();
-    const intr = Buffer.alloc(8);
-    intr.writeBigUInt64LE(42n);
-    d.handle(3, encodeRequest(Op.INTERRUPT, 43n, 0n, intr));
+    d.handle(3, interrupt(43n, 42n));
     await tick();
     assert.equal(errOf(out[1]!), -4);
     assert.deepEqual(released, ['read@0', 'read@1'], 'not released before the filesystem answers');
