@@ -23,7 +23,6 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
   if (!cache || (cache.type !== 'blobcache' && cache.type !== 'filecache') || !cache.filecache) {
     throw new Error(`cache type "${cache?.type ?? ''}" is not supported: configure a blobcache (filecache) with a work_dir`);
   }
-  if (cache.compressed) throw new Error('cache.compressed (raw blob cache) is not supported yet');
   let bootstrap: Bootstrap;
   try {
     bootstrap = loadBootstrap(bootstrapPath);
@@ -43,6 +42,7 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
     amplifyIo: rafs.batch_size,
     validateFetch: rafs.validate,
     validateCache: cache.validate,
+    compressed: cache.compressed,
     timeoutSec,
     digester: bootstrap.superblock.digester,
     log,

@@ -1,6 +1,7 @@
 // The persistent cache of one data blob, in the reference's layout inside work_dir:
-//   <blob_id>.blob.data            uncompressed chunks at their uncompressed offsets (sparse file)
-//   <blob_id>.blob.data.chunk_map  readiness bitmap (chunk-map.ts)
+//   <blob_id>.blob.data            uncompressed chunks at their uncompressed offsets (sparse file), or with
+//   <blob_id>.blob.raw             cache.compressed: chunks as the blob stores them, at their compressed offsets
+//   <blob_id>.blob.data.chunk_map  readiness bitmap (chunk-map.ts; named after .blob.data in both modes)
 // Read path: chunk map -> cache file hit -> else one merged backend fetch (adjacent chunks, up to
 // amplify_io) -> decompress -> validate -> write data -> durable -> mark ready. A chunk wanted by
 // many readers at once is fetched once: they share its in-flight promise.
@@ -84,6 +85,11 @@ export interface BlobCacheOptions {
   arena?: ChunkArena;
   /** bytes of freshly decoded chunks kept in memory per blob (default RECENT_BYTES) */
   recentBytes?: number;
+  /**
+   * cache.compressed: keep chunks compressed in `<blob_id>.blob.raw`. A cold read then writes the blob's bytes
+   * instead of three or more times as many; every cache hit pays a decode.
+   */
+  compressed?: boolean;
   log?: StorageLog;
 }
 
@@ -105,6 +111,8 @@ export class BlobCache {
   readonly dataPath: string;
   readonly mapPath: string;
   private readonly dataFd: number;
+  /** the data file holds compressed chunks at their compressed offsets (cache.compressed) */
+  private readonly raw: boolean;
   /** the data file opened O_DIRECT, or -1 (no addon, or a filesystem that refuses O_DIRECT) */
   private readonly directFd: number = -1;
   /** whether chunks are written through directFd (false again once the file refused an aligned write) */
@@ -120,6 +128,8 @@ export class BlobCache {
   /** chunks whose data is written but not yet durable: readable from the data file already */
   private readonly written = new Set<number>();
   private readonly inflight = new Map<number, Promise<Buffer>>();
+  /** ready chunks whose cached bytes proved unusable: their refetch overwrites them */
+  private readonly damaged = new Set<number>();
   private readonly recent = new Map<number, Buffer>();
   private recentBytes = 0;
   private durableQueue: number[] = [];
@@ -147,28 +157,35 @@ export class BlobCache {
     private readonly neighbours?: (index: number) => ChunkInfo | undefined,
   ) {
     fs.mkdirSync(opts.workDir, { recursive: true });
-    this.dataPath = path.join(opts.workDir, `${blob.blobId}.blob.data`);
-    this.mapPath = `${this.dataPath}.chunk_map`;
+    this.raw = opts.compressed ?? false;
+    const data = path.join(opts.workDir, `${blob.blobId}.blob.data`);
+    this.dataPath = this.raw ? path.join(opts.workDir, `${blob.blobId}.blob.raw`) : data;
+    this.mapPath = `${data}.chunk_map`;
+    // a raw file is sized to the chunk data, which ends where a v6 blob's CI table starts; a file up to the
+    // whole blob's size is accepted too
+    const size0 = this.raw ? (blob.ciOffset > 0 ? Math.min(blob.ciOffset, blob.compressedSize) : blob.compressedSize) : blob.uncompressedSize;
+    const most = this.raw ? blob.compressedSize : blob.uncompressedSize;
     this.dataFd = fs.openSync(this.dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     try {
       let size = fs.fstatSync(this.dataFd).size;
       let stale = false;
-      if (blob.uncompressedSize > 0 && size > blob.uncompressedSize) {
+      if (most > 0 && size > most) {
         // not this blob's cache (or damaged): nothing in it can be trusted, but a cache is never worth
         // failing reads for (the reference fails the mount here, spec quirk Q5)
-        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${blob.uncompressedSize}); starting it afresh`);
+        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${most}); starting it afresh`);
         fs.ftruncateSync(this.dataFd, 0);
         size = 0;
         stale = true;
       }
-      if (blob.uncompressedSize > 0 && size < blob.uncompressedSize) fs.ftruncateSync(this.dataFd, blob.uncompressedSize);
-      this.fileSize = Math.max(size, blob.uncompressedSize);
+      if (size0 > 0 && size < size0) fs.ftruncateSync(this.dataFd, size0);
+      this.fileSize = Math.max(size, size0);
       this.map = blob.chunkCount > 0 ? openOrReset(this.mapPath, blob.chunkCount, stale, opts.log) : undefined;
     } catch (err) {
       fs.closeSync(this.dataFd);
       throw err;
     }
-    if (!nativeLoadError) {
+    // compressed chunks sit at arbitrary offsets: O_DIRECT is for the 4 KiB-aligned uncompressed layout
+    if (!nativeLoadError && !this.raw) {
       try {
         this.directFd = fs.openSync(this.dataPath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
         this.direct = true;
@@ -241,19 +258,66 @@ export class BlobCache {
       this.stats.cacheHits++;
       return this.keep(lease, held.subarray(start, end));
     }
+    if (this.raw) {
+      if (!this.isReady(key)) throw this.unavailable(chunk);
+      return this.keep(lease, (await this.loadRaw(chunk)).subarray(start, end));
+    }
     if (this.opts.validateCache) {
-      const whole = await this.readCached(chunk, 0, chunk.uncompressedSize);
+      const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
       if (this.verify(chunk, whole)) return whole.subarray(start, end);
-      // a corrupt cache entry is refetched, never served
-      this.startFetch([chunk], []);
+      // a corrupt cache entry is refetched, never served, and rewritten
+      this.damaged.add(key);
+      if (!this.inflight.has(key)) this.fetchGroup([chunk]);
       return this.keep(lease, (await this.inflight.get(key)!).subarray(start, end));
     }
-    if (!this.isReady(key)) {
-      // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
-      throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId} is not available`, this.blob.blobId);
-    }
+    // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
+    if (!this.isReady(key)) throw this.unavailable(chunk);
     this.stats.cacheHits++;
-    return this.readCached(chunk, start, end - start);
+    return this.readCached(chunk, chunk.uncompressedOffset + start, end - start);
+  }
+
+  private unavailable(chunk: ChunkInfo): BackendError {
+    return new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId} is not available`, this.blob.blobId);
+  }
+
+  /**
+   * Raw mode: a ready chunk is read compressed from the cache file and decoded, once for all the readers that
+   * want it meanwhile (it is in flight like a fetch, and kept among the recent chunks after). A chunk that does
+   * not decode, or fails cache.validate, is fetched again and never served.
+   */
+  private loadRaw(chunk: ChunkInfo): Promise<Buffer> {
+    const key = this.key(chunk);
+    const p = (async () => {
+      let plain: Buffer | undefined;
+      try {
+        const stored = await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize);
+        plain = await this.decode(chunk, stored);
+        if (this.opts.validateCache && !this.verify(chunk, plain)) throw new Error('digest mismatch');
+        this.stats.cacheHits++;
+        return plain;
+      } catch (err) {
+        if (plain) this.opts.arena?.release(plain);
+        this.opts.log?.('warn', `blob cache ${this.dataPath}: chunk ${chunk.index} unusable (${(err as Error).message}); fetching it again`);
+        this.damaged.add(key);
+        this.fetchGroup([chunk]);
+        const fetched = await this.inflight.get(key)!;
+        // the fetch lets go of its memory once the chunk is written; this load hands it on with a hold of its own
+        this.opts.arena?.hold(fetched);
+        return fetched;
+      }
+    })();
+    this.inflight.set(key, p);
+    p.then(
+      (plain) => {
+        this.remember(key, plain);
+        // after every reader waiting for the load has taken its own hold (they resume before any immediate)
+        setImmediate(() => this.opts.arena?.release(plain));
+      },
+      () => undefined,
+    ).finally(() => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    });
+    return p;
   }
 
   /** A view handed to a reader: kept in its lease, or copied out of recycled memory when there is none. */
@@ -262,11 +326,12 @@ export class BlobCache {
     return this.opts.arena?.owns(view) ? Buffer.from(view) : view;
   }
 
-  private async readCached(chunk: ChunkInfo, start: number, length: number): Promise<Buffer> {
+  /** `length` bytes at `offset` of the cache file, which belong to `chunk`. */
+  private async readCached(chunk: ChunkInfo, offset: number, length: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await pread(this.dataFd, buf, done, length - done, chunk.uncompressedOffset + start + done);
+      const { bytesRead } = await pread(this.dataFd, buf, done, length - done, offset + done);
       if (bytesRead === 0) throw new Error(`blob cache ${this.dataPath}: short read of chunk ${chunk.index}`);
       done += bytesRead;
     }
@@ -328,8 +393,9 @@ export class BlobCache {
       return readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
     })();
     const decoded = group.map((chunk) => {
+      let stored: Buffer | undefined;
       const p = raw.then(async (data) => {
-        const stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
+        stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
         if (this.opts.validateFetch && !this.verify(chunk, plain)) {
           this.opts.arena?.release(plain);
@@ -338,14 +404,14 @@ export class BlobCache {
         return plain;
       });
       this.inflight.set(this.key(chunk), p);
-      return { chunk, p };
+      return { chunk, p, stored: () => stored! };
     });
-    for (const { chunk, p } of decoded) {
+    for (const { chunk, p, stored } of decoded) {
       p.then(
         (plain) => {
           this.stats.chunksFetched++;
           this.remember(this.key(chunk), plain);
-          const w = this.persist(chunk, plain).catch(() => undefined);
+          const w = this.persist(chunk, this.raw ? stored() : plain).catch(() => undefined);
           this.persisting.add(w);
           return w.finally(() => {
             this.persisting.delete(w);
@@ -400,12 +466,18 @@ export class BlobCache {
     return digest(this.opts.digester, plain).equals(chunk.digest);
   }
 
-  private async persist(chunk: ChunkInfo, plain: Buffer): Promise<void> {
-    if (this.closing || this.isReady(this.key(chunk))) return;
-    const block = this.directBlock(chunk, plain);
-    if (block) await this.writeDirect(chunk.uncompressedOffset, block);
-    else await this.writeBuffered(chunk.uncompressedOffset, plain);
-    this.chunksDone(this.key(chunk));
+  /** Writes a fetched chunk into the cache file: as the blob stores it in raw mode, else decoded. */
+  private async persist(chunk: ChunkInfo, bytes: Buffer): Promise<void> {
+    const key = this.key(chunk);
+    if (this.closing || (this.isReady(key) && !this.damaged.delete(key))) return;
+    if (this.raw) {
+      await this.writeBuffered(chunk.compressedOffset, bytes);
+    } else {
+      const block = this.directBlock(chunk, bytes);
+      if (block) await this.writeDirect(chunk.uncompressedOffset, block);
+      else await this.writeBuffered(chunk.uncompressedOffset, bytes);
+    }
+    this.chunksDone(key);
   }
 
   private async writeBuffered(offset: number, data: Buffer): Promise<void> {

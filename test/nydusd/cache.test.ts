@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { ChunkFlag } from '../../src/rafs/types.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, sleep, tempDir,
@@ -42,13 +43,15 @@ describe('nydusd blob cache', () => {
     removeDir(work);
   });
 
-  for (const v of ['v6', 'v5'] as const) {
-    it(`${v}: a cold read fills the cache and chunk map; after a restart the same reads cost zero backend reads`, async () => {
+  for (const [v, compressed] of [['v6', false], ['v5', false], ['v6', true], ['v5', true]] as const) {
+    const kind = compressed ? 'compressed cache (.blob.raw)' : 'cache';
+    it(`${v}: a cold read fills the ${kind} and chunk map; after a restart the same reads cost zero backend reads`, async () => {
       const img = images[v]!;
-      const dir = path.join(work, `restart-${v}`);
+      const name = `restart-${v}${compressed ? '-raw' : ''}`;
+      const dir = path.join(work, name);
       const workDir = path.join(dir, 'cache');
       const mnt = path.join(dir, 'mnt');
-      const cfg = writeConfig(path.join(work, `restart-${v}.json`), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+      const cfg = writeConfig(path.join(work, `${name}.json`), { blobDir: img.blobDir, workDir, amplifyIo: 0, compressed });
       const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
       const files = ['dir/a.bin', 'small.txt'];
 
@@ -62,7 +65,14 @@ describe('nydusd blob cache', () => {
       const bs = loadImageFile(img.bootstrap);
       const blob = bs.blobs[0]!;
       const dataFile = path.join(workDir, `${img.blobId}.blob.data`);
-      assert.equal(statSync(dataFile).size, blob.uncompressedSize);
+      if (compressed) {
+        // the chunk data of the blob, which for v6 ends where its CI table starts
+        const size = v === 'v6' ? blob.ciOffset : blob.compressedSize;
+        assert.equal(statSync(path.join(workDir, `${img.blobId}.blob.raw`)).size, size);
+        assert.equal(existsSync(dataFile), false, 'a compressed cache has no .blob.data');
+      } else {
+        assert.equal(statSync(dataFile).size, blob.uncompressedSize);
+      }
       const map = readChunkMap(`${dataFile}.chunk_map`, blob.chunkCount);
       assert.equal(map.magic, 'PAMB');
       assert.equal(map.version, 1);
@@ -73,7 +83,7 @@ describe('nydusd blob cache', () => {
       for (const c of wanted) assert.ok(map.ready(c.index), `chunk ${c.index} was read but is not marked ready`);
       // the fetch may pull neighbouring chunks along (at most 128 KiB worth), never the whole blob
       assert.ok(map.readyCount < blob.chunkCount / 2, `${map.readyCount} of ${blob.chunkCount} chunks ready after reading ${wanted.length}`);
-      assert.equal(checkReadyChunks(img, workDir), map.readyCount);
+      assert.equal(checkReadyChunks(img, workDir, compressed), map.readyCount);
       if (v === 'v6') assert.ok(existsSync(path.join(workDir, `${img.blobId}.blob.meta`)), 'the CI table is kept as .blob.meta');
 
       d = await mountImage(args, mnt);
@@ -136,14 +146,15 @@ describe('nydusd blob cache', () => {
     }
   });
 
-  for (const v of ['v6', 'v5'] as const) {
-    it(`${v}: with cache.validate a corrupted cache chunk is fetched again, never served`, async () => {
+  for (const [v, compressed] of [['v6', false], ['v5', false], ['v6', true], ['v5', true]] as const) {
+    it(`${v}: with cache.validate a corrupted ${compressed ? 'compressed ' : ''}cache chunk is fetched again and rewritten, never served`, async () => {
       const img = images[v]!;
-      const dir = path.join(work, `validate-${v}`);
+      const name = `validate-${v}${compressed ? '-raw' : ''}`;
+      const dir = path.join(work, name);
       const workDir = path.join(dir, 'cache');
       const mnt = path.join(dir, 'mnt');
-      const cfg = writeConfig(path.join(work, `validate-${v}.json`), {
-        blobDir: img.blobDir, workDir, amplifyIo: 0, cacheValidate: true, digestValidate: v === 'v5',
+      const cfg = writeConfig(path.join(work, `${name}.json`), {
+        blobDir: img.blobDir, workDir, amplifyIo: 0, cacheValidate: true, digestValidate: v === 'v5', compressed,
       });
       const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
       const want = readFileSync(path.join(src, 'dir/a.bin'));
@@ -153,18 +164,49 @@ describe('nydusd blob cache', () => {
 
       // flip bytes in every cached chunk of the file
       const bs = loadImageFile(img.bootstrap);
-      const dataFile = path.join(workDir, `${img.blobId}.blob.data`);
-      const fd = openSync(dataFile, 'r+');
-      for (const c of fileChunks(bs, 'dir/a.bin')) writeSync(fd, Buffer.from('CORRUPT'), 0, 7, c.uncompressedOffset + 10);
+      const fd = openSync(path.join(workDir, `${img.blobId}.blob.${compressed ? 'raw' : 'data'}`), 'r+');
+      const chunks = fileChunks(bs, 'dir/a.bin');
+      for (const c of chunks) writeSync(fd, Buffer.from('CORRUPT'), 0, 7, (compressed ? c.compressedOffset : c.uncompressedOffset) + 10);
       closeSync(fd);
 
       d = await mountImage(args, mnt);
       assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want), 'corrupted cache data was served');
       const m = await daemonMetrics(d);
-      assert.ok(m.backend.reads > 0, 'the corrupted chunks must come from the backend again');
+      assert.equal(m.backend.errors, 0);
+      assert.equal(m.cache.chunksFetched, chunks.length, 'every corrupted chunk comes from the backend again');
       assert.equal((await d.stop()).code, 0);
+      // and the good bytes replaced the bad ones
+      checkReadyChunks(img, workDir, compressed);
     });
   }
+
+  it('compressed cache: a ready chunk that no longer decodes is fetched again and rewritten, never served', async () => {
+    const img = images.v5!; // zstd: zeros are no zstd frame
+    const dir = path.join(work, 'raw-zeroed');
+    const workDir = path.join(dir, 'cache');
+    const mnt = path.join(dir, 'mnt');
+    const cfg = writeConfig(path.join(work, 'raw-zeroed.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0, compressed: true });
+    const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
+    const want = readFileSync(path.join(src, 'dir/a.bin'));
+    let d = await mountImage(args, mnt);
+    assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want));
+    assert.equal((await d.stop()).code, 0);
+    // zero the cached bytes of the file's compressed chunks (the builder stores incompressible ones as they are,
+    // and without cache.validate nothing can tell those from zeros)
+    const zipped = fileChunks(loadImageFile(img.bootstrap), 'dir/a.bin').filter((c) => c.flags & ChunkFlag.COMPRESSED);
+    assert.ok(zipped.length > 0, 'the test file needs compressed chunks');
+    const fd = openSync(path.join(workDir, `${img.blobId}.blob.raw`), 'r+');
+    for (const c of zipped) writeSync(fd, Buffer.alloc(c.compressedSize), 0, c.compressedSize, c.compressedOffset);
+    closeSync(fd);
+
+    d = await mountImage(args, mnt);
+    assert.ok(readFileSync(path.join(mnt, 'dir/a.bin')).equals(want), 'undecodable cache data was served');
+    const m = await daemonMetrics(d);
+    assert.equal(m.cache.chunksFetched, zipped.length);
+    assert.equal((await d.stop()).code, 0);
+    assert.match(d.stderr, /chunk \d+ unusable \(.*\); fetching it again/);
+    checkReadyChunks(img, workDir, true);
+  });
 
   it('SIGKILL in the middle of a large read: every chunk marked ready holds the right bytes', async () => {
     const img = images.v6!;

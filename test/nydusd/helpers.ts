@@ -57,6 +57,8 @@ export interface ConfigOptions {
   cacheValidate?: boolean;
   /** digest_validate: check chunk digests of fetched data (v5 only) */
   digestValidate?: boolean;
+  /** cache.compressed: keep chunks compressed in `<blob>.blob.raw` */
+  compressed?: boolean;
 }
 
 /** A v1 config as nydus-snapshotter writes it, with the localfs backend. Returns its path. */
@@ -64,7 +66,7 @@ export function writeConfig(file: string, o: ConfigOptions): string {
   const backend: Record<string, unknown> = { dir: o.blobDir };
   if (o.timeout !== undefined) backend.timeout = o.timeout;
   const cfg: Record<string, unknown> = {
-    device: { backend: { type: 'localfs', config: backend }, cache: { type: 'blobcache', validate: o.cacheValidate ?? false, config: { work_dir: o.workDir } } },
+    device: { backend: { type: 'localfs', config: backend }, cache: { type: 'blobcache', validate: o.cacheValidate ?? false, compressed: o.compressed ?? false, config: { work_dir: o.workDir } } },
     mode: 'direct',
     enable_xattr: o.enableXattr ?? true,
   };
@@ -344,13 +346,28 @@ export function fileChunks(bs: Bootstrap, rel: string): ChunkInfo[] {
   return bs.chunks(ino);
 }
 
-/** Every chunk the map calls ready holds its source bytes in the data file; returns how many were ready. */
-export function checkReadyChunks(img: BuiltImage, workDir: string): number {
+/**
+ * Every chunk the map calls ready holds its source bytes in the data file (or, with `compressed`, the blob's
+ * bytes at its compressed range of `.blob.raw`); returns how many were ready.
+ */
+export function checkReadyChunks(img: BuiltImage, workDir: string, compressed = false): number {
   const bs = loadImageFile(img.bootstrap);
   const blob = bs.blobs[0]!;
   const map = readChunkMap(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), blob.chunkCount);
-  const data = readFileSync(path.join(workDir, `${img.blobId}.blob.data`));
   const sources = chunkSources(bs, img.src);
+  if (compressed) {
+    const raw = readFileSync(path.join(workDir, `${img.blobId}.blob.raw`));
+    const stored = readFileSync(path.join(img.blobDir, img.blobId));
+    for (let i = 0; i < blob.chunkCount; i++) {
+      if (!map.ready(i)) continue;
+      const c = sources.get(i)?.chunk;
+      assert.ok(c && c.compressedSize > 0, `chunk ${i} is marked ready but no file uses it (or its record has no compressed range)`);
+      const range = [c.compressedOffset, c.compressedOffset + c.compressedSize] as const;
+      assert.ok(raw.subarray(...range).equals(stored.subarray(...range)), `chunk ${i} is marked ready but ${img.blobId}.blob.raw differs from the blob at ${c.compressedOffset}`);
+    }
+    return map.readyCount;
+  }
+  const data = readFileSync(path.join(workDir, `${img.blobId}.blob.data`));
   const files = new Map<string, Buffer>();
   for (let i = 0; i < blob.chunkCount; i++) {
     if (!map.ready(i)) continue;

@@ -1,6 +1,7 @@
 // Reads through the RAFS filesystem with chunk memory recycled by a deliberately tiny arena (8 slots) and no
 // `recent` list, so that slots are reused all the time: data handed to a READ must stay unchanged until its lease is released, however
-// long the reply takes and whatever other reads run meanwhile.
+// long the reply takes and whatever other reads run meanwhile. With cache.compressed every read of a cached chunk
+// decodes it again from `.blob.raw` into a fresh slot, which is the same promise to keep.
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,13 +34,13 @@ describe('leased reads over a small chunk arena', () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  it('keeps every leased byte until release while slots are reused underneath', async () => {
+  for (const compressed of [false, true]) it(`keeps every leased byte until release while slots are reused underneath${compressed ? ' (compressed cache)' : ''}`, async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
     const { backend, timeoutSec } = createBackend({ type: 'localfs', localfs: { dir: img.blobDir } });
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
-      backend, timeoutSec, arena, recentBytes: 0, workDir: path.join(work, 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
-      validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
+      backend, timeoutSec, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
+      validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester, compressed,
     });
     const fs = new RafsFs(bootstrap, device, { enableXattr: false, amplifyIo: 2 * CHUNK });
     const node = (await fs.lookup(1n, Buffer.from('file'))).nodeId;
@@ -67,6 +68,8 @@ describe('leased reads over a small chunk arena', () => {
     }
     assert.equal(checked, 200);
     assert.ok(arena.used <= 8);
+    const hits = (await device.stats()).cacheHits;
+    assert.ok(hits > 50, `only ${hits} reads came from the cache`);
     await device.close();
     assert.equal(arena.used, 0, 'every slot is free once the reads and the cache writes are done');
     // reading beyond the end is empty, and a failed read leaves nothing held
