@@ -290,13 +290,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** Writes a nydusd v2 config: localfs backend on `blobDir`, blobcache in `cacheDir`. */
-export function writeNydusdConfig(file: string, blobDir: string, cacheDir: string): void {
+/** Writes a nydusd v2 config: localfs backend on `blobDir`, blobcache in `cacheDir` (`compressed`: cache.compressed). */
+export function writeNydusdConfig(file: string, blobDir: string, cacheDir: string, compressed = false): void {
   const cfg = {
     version: 2,
     id: 'bench',
     backend: { type: 'localfs', localfs: { dir: blobDir } },
-    cache: { type: 'blobcache', filecache: { work_dir: cacheDir } },
+    cache: { type: 'blobcache', compressed, filecache: { work_dir: cacheDir } },
     rafs: { mode: 'direct', enable_xattr: true },
   };
   fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
@@ -309,13 +309,13 @@ export async function startNydusd(
   work: string,
   mountpoint: string,
   nodeArgs: string[] = [],
-  opts: { keepCache?: boolean } = {},
+  opts: { keepCache?: boolean; compressed?: boolean } = {},
 ): Promise<FuseServer> {
   const cacheDir = path.join(work, 'nydusd-cache');
   if (!opts.keepCache) rmrf(cacheDir);
   fs.mkdirSync(cacheDir, { recursive: true });
   const cfg = path.join(work, 'nydusd-config.json');
-  writeNydusdConfig(cfg, blobDir, cacheDir);
+  writeNydusdConfig(cfg, blobDir, cacheDir, opts.compressed);
   return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn'], mountpoint);
 }
 
