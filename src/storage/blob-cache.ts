@@ -169,12 +169,19 @@ export class BlobCache {
     try {
       let size = fs.fstatSync(this.dataFd).size;
       let stale = false;
+      // Too large: not this blob's cache (the reference fails the mount here, spec quirk Q5). Too small (the file is
+      // sized in full when created): cut short since, so chunks marked ready may read as zeros (the reference extends
+      // it and serves them). Nothing in either can be trusted, but a cache is never worth failing reads for.
       if (most > 0 && size > most) {
-        // not this blob's cache (or damaged): nothing in it can be trusted, but a cache is never worth
-        // failing reads for (the reference fails the mount here, spec quirk Q5)
         opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${most}); starting it afresh`);
         fs.ftruncateSync(this.dataFd, 0);
         size = 0;
+        stale = true;
+      } else if (size0 > 0 && size < size0) {
+        // a new file, or one emptied or cut short behind a chunk map that may call its chunks ready
+        if (size > 0 || fs.existsSync(this.mapPath)) {
+          opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, shorter than the blob (${size0}); starting it afresh`);
+        }
         stale = true;
       }
       if (size0 > 0 && size < size0) fs.ftruncateSync(this.dataFd, size0);

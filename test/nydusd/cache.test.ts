@@ -114,7 +114,7 @@ describe('nydusd blob cache', () => {
     });
   }
 
-  it('a damaged chunk map or an oversized cache file is started afresh, never served', async () => {
+  it('a damaged chunk map, or a cache file larger or shorter than the blob, is started afresh, never served', async () => {
     const img = images.v6!;
     const dir = path.join(work, 'damaged');
     const workDir = path.join(dir, 'cache');
@@ -129,6 +129,9 @@ describe('nydusd blob cache', () => {
       ['a truncated chunk map', () => truncateSync(mapFile, 100)],
       ['a chunk map with a foreign header', () => writeFileSync(mapFile, Buffer.alloc(4096 + Math.ceil(blob.chunkCount / 8), 0xff))],
       ['a cache file larger than the blob', () => truncateSync(dataFile, blob.uncompressedSize + 4096)],
+      // the chunks of a.bin lie beyond the cut: they would read as zeros
+      ['a cache file cut short', () => truncateSync(dataFile, 4096)],
+      ['a cache file emptied', () => truncateSync(dataFile, 0)],
     ];
     for (const [what, doDamage] of [['nothing', () => undefined] as [string, () => void], ...damage]) {
       doDamage();
