@@ -211,12 +211,13 @@ describe('nydusd blob cache', () => {
     checkReadyChunks(img, workDir, true);
   });
 
-  it('SIGKILL in the middle of a large read: every chunk marked ready holds the right bytes', async () => {
+  for (const compressed of [false, true]) it(`SIGKILL in the middle of a large read: every chunk marked ready holds the right bytes${compressed ? ' (compressed cache)' : ''}`, async () => {
     const img = images.v6!;
-    const dir = path.join(work, 'kill');
+    const name = `kill${compressed ? '-raw' : ''}`;
+    const dir = path.join(work, name);
     const workDir = path.join(dir, 'cache');
     const mnt = path.join(dir, 'mnt');
-    const cfg = writeConfig(path.join(work, 'kill.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+    const cfg = writeConfig(path.join(work, `${name}.json`), { blobDir: img.blobDir, workDir, amplifyIo: 0, compressed });
     const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt];
     const bs = loadImageFile(img.bootstrap);
     const blob = bs.blobs[0]!;
@@ -243,7 +244,7 @@ describe('nydusd blob cache', () => {
     await readerDone;
     assert.equal(isMounted(mnt), false);
 
-    const afterKill = checkReadyChunks(img, workDir);
+    const afterKill = checkReadyChunks(img, workDir, compressed);
     const total = fileChunks(bs, 'big.bin').length;
     assert.ok(afterKill < total, `the kill came too late to test anything: ${afterKill} chunks ready, the file has ${total}`);
 
@@ -254,7 +255,7 @@ describe('nydusd blob cache', () => {
     assert.equal(m.backend.errors, 0);
     assert.equal((await d2.stop()).code, 0);
     // nothing that was ready got fetched again: every fetched chunk is a newly ready one
-    const final = checkReadyChunks(img, workDir);
+    const final = checkReadyChunks(img, workDir, compressed);
     assert.equal(final, afterKill + m.cache.chunksFetched, `${afterKill} ready after the kill, ${m.cache.chunksFetched} fetched, ${final} ready now`);
     assert.ok(final >= total);
   });

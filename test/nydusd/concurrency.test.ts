@@ -78,30 +78,36 @@ describe('nydusd under 16 parallel readers', () => {
     removeDir(work);
   });
 
-  for (const v of ['v6', 'v5'] as const) {
-    it(`${v}: correct bytes for every reader, each chunk fetched once`, async () => {
+  /** 16 md5sum readers of overlapping files, and 6 processes of random O_DIRECT reads, all at once. */
+  async function readEverything(mnt: string): Promise<void> {
+    // meanwhile, exact byte ranges across chunk boundaries: O_DIRECT sends each read to the daemon as it is
+    const ranges = Promise.all(Array.from({ length: 6 }, (_, k) => randomReads(mnt, src, FILES, 150, k + 1)));
+    // reader k reads four files starting at file k, some backwards: every file is read by ~10 readers at once
+    const jobs = Array.from({ length: READERS }, (_, k) => {
+      const mine = [0, 1, 2, 3].map((j) => FILES[(k + j) % FILES.length]!);
+      if (k % 2) mine.reverse();
+      return md5sumAll(mine.map((f) => path.join(mnt, f))).then((r) => ({ k, mine, ...r }));
+    });
+    for (const r of await Promise.all(jobs)) {
+      assert.equal(r.code, 0, `reader ${r.k}: ${r.err}`);
+      const got = new Map(r.out.trim().split('\n').map((l) => [path.relative(mnt, l.slice(34)), l.slice(0, 32)]));
+      for (const f of r.mine) assert.equal(got.get(f), want.get(f), `reader ${r.k}, ${f}`);
+    }
+    for (const r of await ranges) assert.equal(r.code, 0, r.err);
+  }
+
+  for (const [v, compressed] of [['v6', false], ['v5', false], ['v6', true]] as const) {
+    const kind = compressed ? ' (compressed cache, then again after a restart on it)' : '';
+    it(`${v}: correct bytes for every reader, each chunk fetched once${kind}`, async () => {
       const img = images[v]!;
-      const dir = path.join(work, v);
+      const name = `${v}${compressed ? '-raw' : ''}`;
+      const dir = path.join(work, name);
       const mnt = path.join(dir, 'mnt');
       const workDir = path.join(dir, 'cache');
-      const cfg = writeConfig(path.join(work, `${v}.json`), { blobDir: img.blobDir, workDir });
-      const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt, '--log-level', 'debug', '--thread-num', '4'], mnt);
-
-      // meanwhile, exact byte ranges across chunk boundaries: O_DIRECT sends each read to the daemon as it is
-      const ranges = Promise.all(Array.from({ length: 6 }, (_, k) => randomReads(mnt, src, FILES, 150, k + 1)));
-      // reader k reads four files starting at file k, some backwards: every file is read by ~10 readers at once
-      const jobs = Array.from({ length: READERS }, (_, k) => {
-        const mine = [0, 1, 2, 3].map((j) => FILES[(k + j) % FILES.length]!);
-        if (k % 2) mine.reverse();
-        return md5sumAll(mine.map((f) => path.join(mnt, f))).then((r) => ({ k, mine, ...r }));
-      });
-      for (const r of await Promise.all(jobs)) {
-        assert.equal(r.code, 0, `reader ${r.k}: ${r.err}`);
-        const got = new Map(r.out.trim().split('\n').map((l) => [path.relative(mnt, l.slice(34)), l.slice(0, 32)]));
-        for (const f of r.mine) assert.equal(got.get(f), want.get(f), `reader ${r.k}, ${f}`);
-      }
-
-      for (const r of await ranges) assert.equal(r.code, 0, r.err);
+      const cfg = writeConfig(path.join(work, `${name}.json`), { blobDir: img.blobDir, workDir, compressed });
+      const args = ['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt, '--log-level', 'debug', '--thread-num', '4'];
+      let d = await mountImage(args, mnt);
+      await readEverything(mnt);
 
       const m = await daemonMetrics(d);
       assert.equal((await d.stop()).code, 0);
@@ -116,6 +122,16 @@ describe('nydusd under 16 parallel readers', () => {
       const ready = readChunkMap(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), blob.chunkCount).readyCount;
       assert.equal(ready, blob.chunkCount, 'every chunk was read');
       assert.equal(m.cache.chunksFetched, blob.chunkCount, 'each chunk fetched exactly once');
+      if (!compressed) return;
+
+      // every chunk now decodes from .blob.raw, many readers wanting it at once
+      checkReadyChunks(img, workDir, true);
+      d = await mountImage(args, mnt);
+      await readEverything(mnt);
+      const again = await daemonMetrics(d);
+      assert.equal((await d.stop()).code, 0);
+      assert.deepEqual(again.backend, { type: 'localfs', reads: 0, bytes: 0, errors: 0 });
+      assert.ok(again.cache.cacheHits >= blob.chunkCount, `${again.cache.cacheHits} cache hits for ${blob.chunkCount} chunks`);
     });
   }
 
