@@ -163,30 +163,34 @@ export class BlobCache {
     this.mapPath = `${data}.chunk_map`;
     // a raw file is sized to the chunk data, which ends where a v6 blob's CI table starts; a file up to the
     // whole blob's size is accepted too
-    const size0 = this.raw ? (blob.ciOffset > 0 ? Math.min(blob.ciOffset, blob.compressedSize) : blob.compressedSize) : blob.uncompressedSize;
-    const most = this.raw ? blob.compressedSize : blob.uncompressedSize;
+    const fullSize = this.raw ? (blob.ciOffset > 0 ? Math.min(blob.ciOffset, blob.compressedSize) : blob.compressedSize) : blob.uncompressedSize;
+    const largest = this.raw ? blob.compressedSize : blob.uncompressedSize;
     this.dataFd = fs.openSync(this.dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     try {
       let size = fs.fstatSync(this.dataFd).size;
       let stale = false;
-      // Too large: not this blob's cache (the reference fails the mount here, spec quirk Q5). Too small (the file is
-      // sized in full when created): cut short since, so chunks marked ready may read as zeros (the reference extends
-      // it and serves them). Nothing in either can be trusted, but a cache is never worth failing reads for.
-      if (most > 0 && size > most) {
-        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${most}); starting it afresh`);
+      // Too large: not this blob's cache (the reference fails the mount here, spec quirk Q5). Shorter but not empty
+      // (it is sized in full when created): cut short since, so chunks marked ready may read as zeros (the reference
+      // extends it and serves them). Nothing in either can be trusted, but a cache is never worth failing reads for.
+      if (largest > 0 && size > largest) {
+        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${largest}); starting it afresh`);
         fs.ftruncateSync(this.dataFd, 0);
         size = 0;
         stale = true;
-      } else if (size0 > 0 && size < size0) {
-        // a new file, or one emptied or cut short behind a chunk map that may call its chunks ready
-        if (size > 0 || fs.existsSync(this.mapPath)) {
-          opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, shorter than the blob (${size0}); starting it afresh`);
-        }
+      } else if (size > 0 && size < fullSize) {
+        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, shorter than the blob (${fullSize}); starting it afresh`);
         stale = true;
       }
-      if (size0 > 0 && size < size0) fs.ftruncateSync(this.dataFd, size0);
-      this.fileSize = Math.max(size, size0);
-      this.map = blob.chunkCount > 0 ? openOrReset(this.mapPath, blob.chunkCount, stale, opts.log) : undefined;
+      if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
+      this.fileSize = Math.max(size, fullSize);
+      let map = blob.chunkCount > 0 ? openOrReset(this.mapPath, blob.chunkCount, stale, opts.log) : undefined;
+      if (map && size === 0 && map.ready > 0) {
+        // the data file is new (or was emptied) but a chunk map says some of it is there
+        opts.log?.('warn', `blob cache ${this.dataPath}: empty, but its chunk map has ${map.ready} chunks ready; starting it afresh`);
+        map.close();
+        map = openOrReset(this.mapPath, blob.chunkCount, true, opts.log);
+      }
+      this.map = map;
     } catch (err) {
       fs.closeSync(this.dataFd);
       throw err;
