@@ -241,33 +241,40 @@ export interface Attr {
   blksize?: number;
 }
 
-function splitTime(t: number): [bigint, number] {
-  if (!Number.isFinite(t) || t < 0) return [0n, 0];
-  const sec = Math.floor(t);
-  return [BigInt(sec), Math.min(999_999_999, Math.round((t - sec) * 1e9))];
+const TWO_32 = 0x1_0000_0000;
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * A u64 field. Numbers (what RAFS hands out) are written as two u32 halves: a find over a large image encodes
+ * about ten u64 fields per entry, and a BigInt for each was a visible share of the daemon's CPU. Anything that
+ * is not a safe integer goes the BigInt way, which throws on fractions and negatives.
+ */
+function writeU64(b: Buffer, v: bigint | number, off: number): void {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+    b.writeUInt32LE(v >>> 0, off);
+    b.writeUInt32LE(Math.floor(v / TWO_32), off + 4);
+  } else {
+    b.writeBigUInt64LE(BigInt(v), off);
+  }
 }
 
-/** Cache timeouts in seconds; huge values (2^32 in RAFS) are fine. */
-function writeTimeout(b: Buffer, secOff: number, nsecOff: number, t: number): void {
-  const [s, ns] = splitTime(t);
-  b.writeBigUInt64LE(s > 0xffff_ffff_ffff_ffffn ? 0xffff_ffff_ffff_ffffn : s, secOff);
-  b.writeUInt32LE(ns, nsecOff);
+/** Seconds and nanoseconds of a time in seconds; not finite or negative is 0. */
+function writeTime(b: Buffer, secOff: number, nsecOff: number, t: number): void {
+  if (!Number.isFinite(t) || t < 0) t = 0;
+  const sec = Math.floor(t);
+  // beyond 2^64 - 1 (a huge cache timeout) the field saturates
+  writeU64(b, sec < 2 ** 64 ? sec : U64_MAX, secOff);
+  b.writeUInt32LE(Math.min(999_999_999, Math.round((t - sec) * 1e9)), nsecOff);
 }
 
 export function writeAttr(b: Buffer, off: number, a: Attr): void {
-  const size = BigInt(a.size);
-  b.writeBigUInt64LE(BigInt(a.ino), off);
-  b.writeBigUInt64LE(size, off + 8);
-  b.writeBigUInt64LE(a.blocks !== undefined ? BigInt(a.blocks) : (size + 511n) / 512n, off + 16);
-  const [as, ans] = splitTime(a.atime ?? 0);
-  const [ms, mns] = splitTime(a.mtime ?? 0);
-  const [cs, cns] = splitTime(a.ctime ?? 0);
-  b.writeBigUInt64LE(as, off + 24);
-  b.writeBigUInt64LE(ms, off + 32);
-  b.writeBigUInt64LE(cs, off + 40);
-  b.writeUInt32LE(ans, off + 48);
-  b.writeUInt32LE(mns, off + 52);
-  b.writeUInt32LE(cns, off + 56);
+  writeU64(b, a.ino, off);
+  writeU64(b, a.size, off + 8);
+  const blocks = a.blocks ?? (typeof a.size === 'number' ? Math.ceil(a.size / 512) : (a.size + 511n) / 512n);
+  writeU64(b, blocks, off + 16);
+  writeTime(b, off + 24, off + 48, a.atime ?? 0);
+  writeTime(b, off + 32, off + 52, a.mtime ?? 0);
+  writeTime(b, off + 40, off + 56, a.ctime ?? 0);
   b.writeUInt32LE(a.mode >>> 0, off + 60);
   b.writeUInt32LE(a.nlink ?? 1, off + 64);
   b.writeUInt32LE(a.uid ?? 0, off + 68);
@@ -307,8 +314,8 @@ export interface EntryOut {
 export function writeEntryOut(b: Buffer, off: number, e: EntryOut): void {
   b.writeBigUInt64LE(e.nodeId, off);
   b.writeBigUInt64LE(e.generation ?? 0n, off + 8);
-  writeTimeout(b, off + 16, off + 32, e.entryTimeout);
-  writeTimeout(b, off + 24, off + 36, e.attrTimeout);
+  writeTime(b, off + 16, off + 32, e.entryTimeout);
+  writeTime(b, off + 24, off + 36, e.attrTimeout);
   writeAttr(b, off + 40, e.attr);
 }
 
@@ -320,7 +327,7 @@ export function encodeEntryOut(e: EntryOut): Buffer {
 
 export function encodeAttrOut(attr: Attr, timeout: number): Buffer {
   const b = Buffer.alloc(ATTR_OUT_SIZE);
-  writeTimeout(b, 0, 8, timeout);
+  writeTime(b, 0, 8, timeout);
   writeAttr(b, 16, attr);
   return b;
 }

@@ -67,6 +67,21 @@ describe('FUSE struct layouts', () => {
     assert.equal(a.readUInt32LE(16 + 60), 0o40755);
   });
 
+  it('writes u64 fields the same from numbers and bigints, beyond 32 bits too', () => {
+    const big = 2 ** 40 + 3;
+    const fromNumber = encodeAttrOut({ ino: big, size: 2 ** 33 + 1, mode: 0o100644, mtime: 2 ** 35 + 0.5 }, 2 ** 70);
+    const fromBigint = encodeAttrOut({ ino: BigInt(big), size: 2n ** 33n + 1n, mode: 0o100644, mtime: 2 ** 35 + 0.5 }, 2 ** 70);
+    assert.ok(fromNumber.equals(fromBigint));
+    assert.equal(fromNumber.readBigUInt64LE(0), 2n ** 64n - 1n, 'a timeout beyond 2^64 - 1 s saturates');
+    assert.equal(fromNumber.readBigUInt64LE(16), BigInt(big)); // attr.ino
+    assert.equal(fromNumber.readBigUInt64LE(24), 2n ** 33n + 1n); // attr.size
+    assert.equal(fromNumber.readBigUInt64LE(32), 2n ** 24n + 1n); // attr.blocks: rounded up
+    assert.equal(fromNumber.readBigUInt64LE(16 + 32), 2n ** 35n); // attr.mtime
+    assert.equal(fromNumber.readUInt32LE(16 + 52), 500_000_000);
+    assert.throws(() => encodeAttrOut({ ino: 1, size: 1.5, mode: 0o100644 }, 1), RangeError);
+    assert.throws(() => encodeAttrOut({ ino: -1, size: 0, mode: 0o100644 }, 1), RangeError);
+  });
+
   it('packs directory entries and stops when full', () => {
     const w = new DirentWriter(100, false);
     assert.ok(w.add(Buffer.from('a'), 2n, 1n, 8));
