@@ -159,8 +159,10 @@ export class BlobCache {
     fs.mkdirSync(opts.workDir, { recursive: true });
     this.raw = opts.compressed ?? false;
     const data = path.join(opts.workDir, `${blob.blobId}.blob.data`);
-    this.dataPath = this.raw ? path.join(opts.workDir, `${blob.blobId}.blob.raw`) : data;
+    const raw = path.join(opts.workDir, `${blob.blobId}.blob.raw`);
+    this.dataPath = this.raw ? raw : data;
     this.mapPath = `${data}.chunk_map`;
+    const other = this.raw ? data : raw;
     // a raw file is sized to the chunk data, which ends where a v6 blob's CI table starts; a file up to the
     // whole blob's size is accepted too
     const fullSize = this.raw ? (blob.ciOffset > 0 ? Math.min(blob.ciOffset, blob.compressedSize) : blob.compressedSize) : blob.uncompressedSize;
@@ -169,6 +171,13 @@ export class BlobCache {
     try {
       let size = fs.fstatSync(this.dataFd).size;
       let stale = false;
+      if (fs.existsSync(other)) {
+        // Both layouts keep their readiness in the same chunk map (named after .blob.data in either, as the
+        // reference does): once cache.compressed has changed, it cannot tell which file holds the chunks it marks.
+        opts.log?.('warn', `blob cache ${other}: left by the other cache layout (cache.compressed changed); removing it and starting afresh`);
+        fs.rmSync(other, { force: true });
+        stale = true;
+      }
       // Too large: not this blob's cache (the reference fails the mount here, spec quirk Q5). Shorter but not empty
       // (it is sized in full when created): cut short since, so chunks marked ready may read as zeros (the reference
       // extends it and serves them). Nothing in either can be trusted, but a cache is never worth failing reads for.

@@ -149,6 +149,25 @@ describe('nydusd blob cache', () => {
     }
   });
 
+  it('switching cache.compressed on a cache directory starts it afresh, never serving one layout\'s chunks from the other', async () => {
+    const img = images.v6!;
+    const dir = path.join(work, 'switch');
+    const workDir = path.join(dir, 'cache');
+    const mnt = path.join(dir, 'mnt');
+    const file = (ext: string) => path.join(workDir, `${img.blobId}.blob.${ext}`);
+    // each round reads one file more: the chunk map then marks chunks the round's layout never wrote
+    const rounds = [[false, 'small.txt'], [true, 'dir/a.bin'], [false, 'dir/b.bin'], [true, 'big.bin']] as const;
+    for (const [i, [compressed]] of rounds.entries()) {
+      const cfg = writeConfig(path.join(work, `switch-${i}.json`), { blobDir: img.blobDir, workDir, amplifyIo: 0, compressed });
+      const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
+      for (const [, f] of rounds.slice(0, i + 1)) assert.ok(readFileSync(path.join(mnt, f)).equals(readFileSync(path.join(src, f))), `round ${i}: ${f}`);
+      assert.equal((await d.stop()).code, 0);
+      assert.equal(existsSync(file(compressed ? 'data' : 'raw')), false, `round ${i}: the other layout's file is gone`);
+      if (i > 0) assert.match(d.stderr, /left by the other cache layout \(cache\.compressed changed\); removing it and starting afresh/);
+      checkReadyChunks(img, workDir, compressed);
+    }
+  });
+
   for (const [v, compressed] of [['v6', false], ['v5', false], ['v6', true], ['v5', true]] as const) {
     it(`${v}: with cache.validate a corrupted ${compressed ? 'compressed ' : ''}cache chunk is fetched again and rewritten, never served`, async () => {
       const img = images[v]!;
