@@ -250,48 +250,35 @@ impl<const N: usize> Args<N> {
 
     /// An array of Buffers/Uint8Arrays (at most `max`).
     pub unsafe fn bytes_list(&self, i: usize, name: &str, max: usize) -> Res<Vec<Bytes>> {
-        let mut is = false;
-        if i < self.count {
-            check(napi_is_array(self.env, self.v[i], &mut is), "napi_is_array")?;
-        }
-        if !is {
-            return fail(format!("argument '{name}' must be an array of Buffers"));
-        }
-        let mut n = 0u32;
-        check(napi_get_array_length(self.env, self.v[i], &mut n), "napi_get_array_length")?;
-        if n as usize > max {
-            return fail(format!("argument '{name}' has {n} Buffers, at most {max} are accepted"));
-        }
-        let mut out = Vec::with_capacity(n as usize);
-        for k in 0..n {
-            let mut e = ptr::null_mut();
-            check(napi_get_element(self.env, self.v[i], k, &mut e), "napi_get_element")?;
-            let one = Args::<1> { env: self.env, v: [e], count: 1 };
-            out.push(one.bytes(0, name)?);
-        }
-        Ok(out)
+        self.list(i, name, max, ("Buffers", "are accepted"), |one| one.bytes(0, name))
     }
 
     /// An array of file descriptors (at most `max`).
     pub unsafe fn fds(&self, i: usize, name: &str, max: usize) -> Res<Vec<i32>> {
+        self.list(i, name, max, ("file descriptors", "can be passed"), |one| one.fd(0, name))
+    }
+
+    /// An array of at most `max` elements, each read by `each` as the only argument of an `Args`;
+    /// `what` names the elements and how the limit reads in the error ("at most 4 file descriptors can be passed").
+    unsafe fn list<T>(&self, i: usize, name: &str, max: usize, what: (&str, &str), each: impl Fn(&Args<1>) -> Res<T>) -> Res<Vec<T>> {
+        let (kind, limit) = what;
         let mut is = false;
         if i < self.count {
             check(napi_is_array(self.env, self.v[i], &mut is), "napi_is_array")?;
         }
         if !is {
-            return fail(format!("argument '{name}' must be an array of file descriptors"));
+            return fail(format!("argument '{name}' must be an array of {kind}"));
         }
         let mut n = 0u32;
         check(napi_get_array_length(self.env, self.v[i], &mut n), "napi_get_array_length")?;
         if n as usize > max {
-            return fail(format!("argument '{name}' has {n} file descriptors, at most {max} can be passed"));
+            return fail(format!("argument '{name}' has {n} {kind}, at most {max} {limit}"));
         }
         let mut out = Vec::with_capacity(n as usize);
         for k in 0..n {
             let mut e = ptr::null_mut();
             check(napi_get_element(self.env, self.v[i], k, &mut e), "napi_get_element")?;
-            let one = Args::<1> { env: self.env, v: [e], count: 1 };
-            out.push(one.fd(0, name)?);
+            out.push(each(&Args::<1> { env: self.env, v: [e], count: 1 })?);
         }
         Ok(out)
     }
