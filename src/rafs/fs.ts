@@ -21,8 +21,6 @@ const READAHEAD = 4 * 1024 * 1024;
 const SEQUENTIAL_TRACKED = 1024;
 
 export interface RafsFsOptions {
-  /** rafs.enable_xattr: answer xattr requests even when the image has none */
-  enableXattr: boolean;
   /** rafs.batch_size (amplify_io): how much of a file's following chunks a read may pull along */
   amplifyIo: number;
   /** the daemon's start time, reported for inodes without an mtime */
@@ -48,7 +46,15 @@ export class RafsFs implements FileSystem {
     const sb = bootstrap.superblock;
     this.root = sb.rootIno;
     this.explicitIds = sb.explicitUidGid;
-    this.xattrOn = opts.enableXattr || (sb.flags & SuperFlag.HAS_XATTR) !== 0n;
+    // Only the image's HAS_XATTR flag decides, whatever rafs.enable_xattr says. The kernel keeps one xattr
+    // answer for good: ENOSYS, after which it asks this mount nothing more (spec nydusd-runtime §9.2 getxattr).
+    // ENODATA it forgets, and `ls -l` asks security.selinux and system.posix_acl_access of every entry: a
+    // 200,000-entry directory cost 400,000 round trips (issue 8 item 2). The reference answers ENODATA
+    // there (it serves xattrs when enable_xattr OR HAS_XATTR); we answer ENOSYS, which callers see as
+    // EOPNOTSUPP ("not supported") instead of ENODATA ("no such attribute"): the same for ls, cp and tar.
+    // A clear flag is trustworthy: our builder and the reference's (create and merge, v5 and v6) set it
+    // whenever any inode carries xattrs; the reference's v6 merge even sets it when none does.
+    this.xattrOn = (sb.flags & SuperFlag.HAS_XATTR) !== 0n;
     this.startTime = opts.startTime ?? Date.now() / 1000;
   }
 

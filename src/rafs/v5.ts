@@ -47,6 +47,11 @@ export class V5Bootstrap implements Bootstrap {
   private readonly entries: number;
   private readonly tableOff: number;
   private readonly records = new SmallCache<number, V5Record>(8192);
+  /**
+   * Listed directories: the kernel lists a directory a few dozen entries per READDIR(PLUS), and each asks
+   * for the whole list again; rebuilding it every time made listing a 200,000-entry directory quadratic.
+   */
+  private readonly dirCache = new SmallCache<number, DirEntry[]>(256);
 
   constructor(private readonly buf: Buffer, opts?: OpenOptions) {
     this.size = buf.length;
@@ -252,6 +257,8 @@ export class V5Bootstrap implements Bootstrap {
   }
 
   readdir(dirIno: number): DirEntry[] {
+    const cached = this.dirCache.get(dirIno);
+    if (cached !== undefined) return cached;
     const d = this.dirRecord(dirIno);
     const out: DirEntry[] = [];
     let prev: Buffer | undefined;
@@ -261,7 +268,7 @@ export class V5Bootstrap implements Bootstrap {
       prev = r.name;
       out.push({ name: r.name, ino: k, type: r.mode & S_IFMT });
     }
-    return out;
+    return this.dirCache.set(dirIno, out);
   }
 
   parentOf(dirIno: number): number {

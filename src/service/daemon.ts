@@ -107,7 +107,7 @@ export class FuseDaemon {
 
   /**
    * The counters an operator asks for with SIGUSR2 (until the metrics API exists): backend reads, bytes
-   * and errors, and the blob caches' hits and fetched chunks, as one line of JSON.
+   * and errors, the blob caches' hits and fetched chunks, and FUSE requests per opcode, as one line of JSON.
    */
   async metrics(): Promise<string> {
     const device = this.instance?.device;
@@ -116,6 +116,8 @@ export class FuseDaemon {
     return JSON.stringify({
       backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
       cache: await device.stats(),
+      // requests per FUSE opcode since the mount: shows what the kernel asks, e.g. per-entry round trips
+      fuse: Object.fromEntries(this.session?.opCounts ?? []),
     });
   }
 

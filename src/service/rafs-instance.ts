@@ -47,6 +47,6 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
     digester: bootstrap.superblock.digester,
     log,
   });
-  const fs = new RafsFs(bootstrap, device, { enableXattr: rafs.enable_xattr, amplifyIo: rafs.batch_size, startTime });
+  const fs = new RafsFs(bootstrap, device, { amplifyIo: rafs.batch_size, startTime });
   return { bootstrap, device, fs, config };
 }

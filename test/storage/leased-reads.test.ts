@@ -42,7 +42,7 @@ describe('leased reads over a small chunk arena', () => {
       backend, timeoutSec, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
       validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester, compressed,
     });
-    const fs = new RafsFs(bootstrap, device, { enableXattr: false, amplifyIo: 2 * CHUNK });
+    const fs = new RafsFs(bootstrap, device, { amplifyIo: 2 * CHUNK });
     const node = (await fs.lookup(1n, Buffer.from('file'))).nodeId;
     const rand = prng(42);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
