@@ -3,7 +3,7 @@
 // lazy umount as the last resort), even when the test failed half-way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -33,6 +33,73 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Runs a command without blocking this process (so several can overlap, or overlap a daemon's work); a run
+ * longer than `timeoutMs` is killed and reported as a hang, a non-zero status fails with its stderr.
+ */
+export function runBounded(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  onSpawn?: (pid: number) => void,
+): Promise<{ stdout: string; elapsed: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) onSpawn?.(child.pid);
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ stdout: Buffer.concat(out).toString('utf8'), elapsed: Date.now() - started });
+      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}: ${err}`));
+    });
+  });
+}
+
+/**
+ * Waits until process `pid` sits in a read(2) of `file` (from /proc/<pid>/syscall and its fd table), i.e. its
+ * READ has gone to the daemon. False if the process ended first (the read was served before we looked).
+ */
+export async function inReadOf(pid: number, file: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let call: string;
+    try {
+      call = readFileSync(`/proc/${pid}/syscall`, 'utf8');
+    } catch {
+      return false;
+    }
+    const [nr, fd] = call.split(' ');
+    if (nr === '0' && fd !== undefined) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${Number(fd)}`) === file) return true;
+      } catch {
+        // the process is just ending
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`process ${pid} did not start reading ${file} within ${timeoutMs} ms`);
+    await sleep(2);
+  }
+}
+
+/** Peak resident memory of a process so far (VmHWM), in bytes. */
+export function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
 }
 
 export function md5(data: Buffer): string {
@@ -301,6 +368,8 @@ export function readChunkMap(file: string, chunkCount: number): ChunkMapFile {
 export async function daemonMetrics(d: Daemon, logFile?: string, timeoutMs = 5_000): Promise<{
   backend: { type: string; reads: number; bytes: number; errors: number };
   cache: { backendReads: number; backendBytes: number; cacheHits: number; chunksFetched: number };
+  /** requests per FUSE opcode since the mount */
+  fuse: Record<string, number>;
 }> {
   const text = () => (logFile ? (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '') : d.stderr);
   const count = () => text().split('\n').filter((l) => l.includes(' metrics: ')).length;
