@@ -62,7 +62,7 @@ export interface BackendStats {
 }
 
 /** Where the storage layer reports what an operator may want to see (the daemon's logger). */
-export type StorageLog = (level: 'debug' | 'warn', message: string) => void;
+export type StorageLog = (level: 'debug' | 'info' | 'warn', message: string) => void;
 
 /**
  * Wraps a backend to count every read that reaches it, whoever issues it (cache, meta, prefetch), and

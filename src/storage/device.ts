@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
 import { BackendError, MeteredBackend } from './backend.js';
-import { BlobCache, type BlobCacheOptions, type ChunkSlice } from './blob-cache.js';
+import { BlobCache, emptyCacheStats, type BlobCacheOptions, type BlobCacheStats, type ChunkSlice } from './blob-cache.js';
 import { ChunkArena, type ChunkLease } from './chunk-arena.js';
 import { BlobMeta } from './blob-meta.js';
 
@@ -140,8 +140,8 @@ export class BlobDevice {
   }
 
   /** Sum of the per-blob counters, for tests and metrics. */
-  async stats(): Promise<{ backendReads: number; backendBytes: number; cacheHits: number; chunksFetched: number }> {
-    const total = { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0 };
+  async stats(): Promise<BlobCacheStats> {
+    const total = emptyCacheStats();
     for (const p of this.opened.values()) {
       const b = await p.catch(() => undefined);
       if (!b) continue;
