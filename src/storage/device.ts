@@ -70,19 +70,10 @@ export class BlobDevice {
   /**
    * Reads slices of chunks, possibly of several blobs. For v6 the chunk's location comes from the blob's
    * CI table; `along` are chunks worth fetching in the same backend round trip (the rest of the file).
-   * Without a `lease` the bytes are copies, never views of recycled memory.
+   * Without a `lease` the bytes are copies, never views of recycled memory. A failure's cause is logged by whoever
+   * turns it into the reader's EIO (the FUSE dispatcher).
    */
   async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
-    try {
-      return await this.readSlices(slices, along, lease);
-    } catch (err) {
-      // the reader only sees EIO: the reason has to be in the log
-      this.opts.log?.('warn', `read failed: ${(err as Error).message}`);
-      throw err;
-    }
-  }
-
-  private async readSlices(slices: ChunkSlice[], along: ChunkInfo[], lease: ChunkLease | undefined): Promise<Buffer[]> {
     const byBlob = new Map<number, number[]>();
     slices.forEach((s, i) => {
       const list = byBlob.get(s.chunk.blobIndex);
