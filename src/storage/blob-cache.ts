@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
-import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../rafs/types.js';
+import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
 import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
@@ -623,7 +623,7 @@ export class BlobCache {
     }
     if (chunk.digest.length !== 32) return undefined;
     const got = digest(this.opts.digester, plain);
-    return got.equals(chunk.digest) ? undefined : `${this.opts.digester} ${chunk.digest.toString('hex')} expected, ${got.toString('hex')} computed`;
+    return got.equals(chunk.digest) ? undefined : `${Digester[this.opts.digester].toLowerCase()} ${chunk.digest.toString('hex')} expected, ${got.toString('hex')} computed`;
   }
 
   /** Writes a fetched chunk into the cache file: as the blob stores it in raw mode, else decoded. */
