@@ -23,7 +23,7 @@ export function readPrefetchList(file: string): string[] {
   return paths;
 }
 
-function loadConfig(args: DaemonArgs): ConfigV2 {
+function loadConfig(args: DaemonArgs, log: Logger): ConfigV2 {
   if (args.localfsDir) return localfsDirConfig(args.localfsDir);
   if (!args.config) throw new Error('both --config and --localfs-dir are missing');
   let text: string;
@@ -32,7 +32,7 @@ function loadConfig(args: DaemonArgs): ConfigV2 {
   } catch (err) {
     throw new Error(`cannot read configuration file ${args.config}: ${(err as Error).message}`);
   }
-  return parseConfig(text);
+  return parseConfig(text, (m) => log.warn(`configuration ${args.config}: ${m}`));
 }
 
 export class FuseDaemon {
@@ -73,7 +73,7 @@ export class FuseDaemon {
     if (a.apisock) this.log.warn(`--apisock ${a.apisock}: the management API is not implemented yet`);
     if (a.supervisor) this.log.warn(`--supervisor ${a.supervisor}: failover is not implemented yet; the daemon runs without it`);
 
-    const config = loadConfig(a);
+    const config = loadConfig(a, this.log);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
     this.instance = createRafsInstance(a.bootstrap, config, this.startTime, (level, msg) => this.log.log(level, msg));
