@@ -93,3 +93,47 @@ export function bigTree(work: string, count = 6, sizeMiB = 192): string {
   markReady(dir);
   return dir;
 }
+
+/** Writes `files` (path relative to `dir` -> content) below `dir`, directories as needed. */
+function writeFiles(dir: string, files: Iterable<[string, string]>): void {
+  const made = new Set<string>();
+  for (const [rel, content] of files) {
+    const parent = path.dirname(path.join(dir, rel));
+    if (!made.has(parent)) {
+      fs.mkdirSync(parent, { recursive: true });
+      made.add(parent);
+    }
+    fs.writeFileSync(path.join(dir, rel), content);
+  }
+}
+
+/** "flat": one directory `big/` of `count` files of a few bytes (`f000000` holds "0\n"): the shape of issue 8 item 2. */
+export function flatTree(work: string, count = 200_000): string {
+  const dir = path.join(work, 'trees', 'flat');
+  if (ready(dir)) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeFiles(dir, (function* () {
+    for (let i = 0; i < count; i++) yield [`big/f${String(i).padStart(6, '0')}`, `${i}\n`] as [string, string];
+  })());
+  markReady(dir);
+  return dir;
+}
+
+/**
+ * "tiny": a node_modules-like layer of `packages` × `perPackage` files of a few bytes: each package
+ * `node_modules/pkgNNNN/` has a package.json and `lib/mNN.js` modules.
+ */
+export function tinyTree(work: string, packages = 1000, perPackage = 100): string {
+  const dir = path.join(work, 'trees', 'tiny');
+  if (ready(dir)) return dir;
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeFiles(dir, (function* () {
+    for (let p = 0; p < packages; p++) {
+      const pkg = `node_modules/pkg${String(p).padStart(4, '0')}`;
+      yield [`${pkg}/package.json`, `{"name":"pkg${p}"}\n`] as [string, string];
+      for (let m = 1; m < perPackage; m++) yield [`${pkg}/lib/m${String(m).padStart(2, '0')}.js`, `x=${p * perPackage + m}\n`] as [string, string];
+    }
+  })());
+  markReady(dir);
+  return dir;
+}
