@@ -17,11 +17,8 @@ const LAYOUT_FLAT_INLINE = 2;
 const LAYOUT_CHUNK_BASED = 4;
 const DIRENT_SIZE = 12;
 
-/** chunk-table record numbers by key (blob index × 2^24 + chunk index), keys ascending */
-interface ChunkIndex {
-  keys: Float64Array;
-  records: Uint32Array;
-}
+/** per blob, per chunk index: the chunk-table record number + 1 (0: no record) */
+type ChunkIndex = Uint32Array[];
 const MAX_SYMLINK = 4096;
 
 const FILE_TYPES = [0, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFLNK];
@@ -461,18 +458,18 @@ export class V6Bootstrap implements Bootstrap {
   }
 
   /**
-   * The chunk table's records ordered by key (blob index × 2^24 + chunk index), built on first use from the
-   * two key fields alone: parsing every 80-byte record into an object up front cost a 200,000-file layer
-   * 0.5 s and 100 MiB at its first read (issue 8 item 2). A record is parsed, and checked, when a file needs it.
+   * Where each chunk's record sits in the chunk table, built on first use from the records' two key fields
+   * alone: parsing every 80-byte record into an object up front cost a 200,000-file layer 0.5 s and 100 MiB
+   * at its first read (issue 8 item 2). A record is parsed, and checked, when a file needs it.
    */
   private chunkIndex(): ChunkIndex | undefined {
     if (this.chunkIdx !== undefined) return this.chunkIdx;
     if (!this.hasChunkTable()) return undefined;
     const n = this.chunkTableSize / CHUNK_RECORD_SIZE;
-    let keys = new Float64Array(n);
-    let records = new Uint32Array(n);
-    let m = 0;
-    let sorted = true;
+    const blobOf = new Uint32Array(n);
+    const indexOf = new Uint32Array(n);
+    const valid = new Uint8Array(n);
+    const slots = new Array<number>(this.blobs.length).fill(0);
     let damaged = 0;
     for (let i = 0; i < n; i++) {
       const off = this.chunkTableOffset + i * CHUNK_RECORD_SIZE;
@@ -486,46 +483,32 @@ export class V6Bootstrap implements Bootstrap {
         if (damaged++ === 0) this.chunkTableDamage = `v6 chunk table record ${i}: ${fault}`;
         continue;
       }
-      keys[m] = blobIndex * MAX_CI_ENTRIES + index;
-      records[m] = i;
-      if (m > 0 && keys[m] <= keys[m - 1]) sorted = false;
-      m++;
+      blobOf[i] = blobIndex;
+      indexOf[i] = index;
+      valid[i] = 1;
+      slots[blobIndex] = Math.max(slots[blobIndex]!, index + 1);
     }
     if (damaged > 1) this.chunkTableDamage += ` (and ${damaged - 1} more damaged records)`;
-    if (!sorted) {
-      // builders write the table in key order; otherwise sort, and of records with the same key the first one counts
-      const order = Array.from({ length: m }, (_, k) => k).sort((a, b) => keys[a]! - keys[b]! || a - b);
-      const k2 = new Float64Array(m);
-      const r2 = new Uint32Array(m);
-      let w = 0;
-      for (const k of order) {
-        if (w > 0 && k2[w - 1] === keys[k]) continue;
-        k2[w] = keys[k]!;
-        r2[w++] = records[k]!;
-      }
-      keys = k2;
-      records = r2;
-      m = w;
+    // chunk indexes are dense (0 .. chunk_count - 1 per blob): one slot per index, holding record number + 1.
+    // Builders order the table by digest, so this also saves a sort. A sparse (hostile) table stays bounded
+    // in memory: no more slots than four per record.
+    if (slots.reduce((a, b) => a + b, 0) > 4 * n + 1024) throw new RafsError(`v6 chunk table: chunk indexes of its ${n} records are too sparse`);
+    const bySlot = slots.map((k) => new Uint32Array(k));
+    for (let i = 0; i < n; i++) {
+      if (valid[i] === 0) continue;
+      const slot = bySlot[blobOf[i]!]!;
+      // of records with the same key the first one counts
+      if (slot[indexOf[i]!] === 0) slot[indexOf[i]!] = i + 1;
     }
-    this.chunkIdx = { keys: keys.subarray(0, m), records: records.subarray(0, m) };
-    return this.chunkIdx;
+    this.chunkIdx = bySlot;
+    return bySlot;
   }
 
-  /** The chunk table's record for a key, parsed (a damaged record throws naming its fault), or undefined. */
-  private chunkRecord(idx: ChunkIndex, key: number): ChunkInfo | undefined {
-    let lo = 0;
-    let hi = idx.keys.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const k = idx.keys[mid]!;
-      if (k === key) {
-        const i = idx.records[mid]!;
-        return parseChunkRecord(this.buf, this.chunkTableOffset + i * CHUNK_RECORD_SIZE, `v6 chunk table record ${i}`);
-      }
-      if (k < key) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return undefined;
+  /** The chunk table's record of a chunk, parsed (a damaged record throws naming its fault), or undefined. */
+  private chunkRecord(idx: ChunkIndex, blobIndex: number, index: number): ChunkInfo | undefined {
+    const r = idx[blobIndex]?.[index];
+    if (!r) return undefined;
+    return parseChunkRecord(this.buf, this.chunkTableOffset + (r - 1) * CHUNK_RECORD_SIZE, `v6 chunk table record ${r - 1}`);
   }
 
   /** true when the bootstrap carries its chunk table (optional at runtime) */
@@ -555,7 +538,7 @@ export class V6Bootstrap implements Bootstrap {
       const size = Math.min(chunkSize, r.size - fileOffset);
       const uncompressedOffset = blkaddr * this.blksz;
       if (table !== undefined && !tarfs) {
-        const c = this.chunkRecord(table, blobIndex * MAX_CI_ENTRIES + index);
+        const c = this.chunkRecord(table, blobIndex, index);
         if (c === undefined) {
           const cause = this.chunkTableDamage ? `; the chunk table is damaged: ${this.chunkTableDamage}` : '';
           throw new RafsError(`${what}: blob ${blobIndex} chunk ${index} missing from the chunk table${cause}`);
@@ -566,7 +549,7 @@ export class V6Bootstrap implements Bootstrap {
       } else {
         let c: ChunkInfo | undefined;
         try {
-          c = table && this.chunkRecord(table, blobIndex * MAX_CI_ENTRIES + index);
+          c = table && this.chunkRecord(table, blobIndex, index);
         } catch {
           // only the digest is taken from the table here: a damaged record leaves it out
         }
