@@ -2,12 +2,14 @@
 // or 100,000 files of a few bytes, built by our nydus-image and served by nydusd on the real kernel. Checked:
 // the first read returns the right bytes and does not stall the daemon (a stat issued meanwhile is
 // answered), `ls -l` lists every entry without a round trip per entry per xattr, `find` sees every entry,
-// and the daemon's peak memory stays bounded by the bootstrap's size. Time limits are generous bounds
+// and the daemon's peak memory stays bounded in proportion to the bootstrap. Time limits are generous bounds
 // against hangs, not benchmarks (those are in bench/scale.ts).
 import assert from 'node:assert/strict';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+
+import { TarWriter } from '../../src/unpack/tar-writer.js';
 
 import {
   buildImage,
@@ -59,9 +61,26 @@ function spreadLayer(packages: number, perPackage: number): Layer {
   return { name: `${files.size} tiny files in ${packages} packages`, dirs, files };
 }
 
-function writeLayer(root: string, layer: Layer): void {
-  for (const d of layer.dirs) mkdirSync(path.join(root, d), { recursive: true });
-  for (const [rel, content] of layer.files) writeFileSync(path.join(root, rel), content, { mode: 0o644 });
+/**
+ * The layer as an OCI layer tar, the form a registry serves it in: one file to write and delete instead of
+ * 200,000 (on this shared machine creating and removing such trees took minutes).
+ */
+function writeLayerTar(file: string, layer: Layer): void {
+  const fd = openSync(file, 'w');
+  try {
+    const tar = new TarWriter(fd);
+    const head = { uid: 0, gid: 0, mtime: 1_700_000_000 };
+    for (const d of layer.dirs) tar.entry({ ...head, path: Buffer.from(`${d}/`), type: '5', mode: 0o755, size: 0 });
+    for (const [rel, content] of layer.files) {
+      const data = Buffer.from(content);
+      tar.entry({ ...head, path: Buffer.from(rel), type: '0', mode: 0o644, size: data.length });
+      tar.data(data);
+      tar.pad(data.length);
+    }
+    tar.finish();
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `ls -lnR` output as path -> [mode string, size], paths relative to the mountpoint. */
@@ -111,11 +130,11 @@ describe('nydusd at scale: huge directories and layers of tiny files', () => {
       let d: Daemon;
 
       before(async () => {
-        // the tree is generated once per shape and shared by the versions
+        // the layer is generated once per shape and shared by the versions
         let t = trees.get(probe.name);
         if (!t) {
-          const src = path.join(work, `src-${trees.size}`);
-          writeLayer(src, probe);
+          const src = path.join(work, `layer-${trees.size}.tar`);
+          writeLayerTar(src, probe);
           t = { layer: probe, src };
           trees.set(probe.name, t);
         }
@@ -131,17 +150,24 @@ describe('nydusd at scale: huge directories and layers of tiny files', () => {
         if (d) await d.stop(30_000);
       });
 
-      it('the first read returns the right bytes, and a stat issued meanwhile is answered', { timeout: READ_BOUND + STAT_BOUND }, async () => {
+      it('the first read returns the right bytes, and stats issued meanwhile are answered', { timeout: 2 * READ_BOUND }, async () => {
         const names = [...layer.files.keys()];
         const target = names[names.length >> 1]!;
-        const other = names[names.length - 1]!;
         let catPid = 0;
+        let reading = true;
         const read = runBounded('cat', [path.join(mnt, target)], READ_BOUND, (pid) => (catPid = pid));
-        // once cat waits in read(2), its READ is with the daemon: a LOOKUP the kernel has not cached (the
-        // stat) must be answered meanwhile. Served before we look is fine too: then nothing stalled.
+        read.then(() => (reading = false), () => (reading = false));
+        // once cat waits in read(2), its READ is with the daemon: LOOKUPs the kernel has not cached (stats of
+        // names not seen yet) must be answered meanwhile, one after the other until the read is done. A read
+        // served before we look is fine too: then nothing stalled.
         await inReadOf(catPid, path.join(mnt, target), READ_BOUND);
-        const st = await runBounded('stat', ['-c', '%s %a %F', path.join(mnt, other)], STAT_BOUND);
-        assert.equal(st.stdout.trim(), `${Buffer.byteLength(layer.files.get(other)!)} 644 regular file`);
+        let stats = 0;
+        do {
+          const other = names[names.length - 1 - stats]!;
+          const st = await runBounded('stat', ['-c', '%s %a %F', path.join(mnt, other)], STAT_BOUND);
+          assert.equal(st.stdout.trim(), `${Buffer.byteLength(layer.files.get(other)!)} 644 regular file`, other);
+          stats++;
+        } while (reading && stats < names.length >> 1);
         assert.equal((await read).stdout, layer.files.get(target));
         // and a few more, across the layer
         for (const rel of [names[0]!, names[1]!, names[names.length - 2]!]) {
@@ -151,6 +177,11 @@ describe('nydusd at scale: huge directories and layers of tiny files', () => {
 
       it('ls -l lists every entry with its mode and size, without asking for xattrs per entry', { timeout: 2 * LIST_BOUND }, async () => {
         const top = layer.dirs[0]!;
+        // ls asks security.selinux and system.posix_acl_access of every entry. On an image without xattrs
+        // the first answer (ENOSYS) tells the kernel to stop asking this mount for good, so getxattr(2)
+        // says "not supported" rather than "no such attribute"
+        const probeFile = path.join(mnt, [...layer.files.keys()][0]!);
+        await assert.rejects(runBounded('getfattr', ['-n', 'user.any', probeFile], STAT_BOUND), /Operation not supported/);
         const before = (await daemonMetrics(d)).fuse.GETXATTR ?? 0;
         // twice: the second listing is what the kernel remembers from the first
         for (let round = 0; round < 2; round++) {
@@ -162,13 +193,9 @@ describe('nydusd at scale: huge directories and layers of tiny files', () => {
           assert.equal(got.size, want.size, `ls -lR listed ${got.size} entries, expected ${want.size}`);
           for (const [rel, w] of want) assert.deepEqual(got.get(rel), w, rel);
         }
-        // ls asks security.selinux and system.posix_acl_access of every entry: on an image without xattrs
-        // the first answer (ENOSYS) tells the kernel to stop asking this mount for good, so getxattr(2)
-        // says "not supported" rather than "no such attribute", and nydusd heard of it once at most
-        const probeFile = path.join(mnt, [...layer.files.keys()][0]!);
-        await assert.rejects(runBounded('getfattr', ['-n', 'user.any', probeFile], STAT_BOUND), /Operation not supported/);
+        // and the listings asked nydusd nothing about xattrs
         const asked = (await daemonMetrics(d)).fuse.GETXATTR ?? 0;
-        assert.ok(asked - before <= 1, `${asked - before} GETXATTR requests reached nydusd for ${2 * (layer.files.size + layer.dirs.length)} listed entries`);
+        assert.equal(asked - before, 0, `${asked - before} GETXATTR requests reached nydusd for ${2 * (layer.files.size + layer.dirs.length)} listed entries`);
       });
 
       it('find sees every entry', { timeout: LIST_BOUND }, async () => {
@@ -178,10 +205,12 @@ describe('nydusd at scale: huge directories and layers of tiny files', () => {
         assert.deepEqual(lines.sort(), want);
       });
 
-      it('peak memory stays below twice the bootstrap plus 300 MiB', () => {
+      // Node, its FUSE reader threads and the bootstrap read whole take ~85 MiB + the bootstrap; the listings'
+      // garbage peaks 100-250 MiB above that depending on when V8 collects. The defect was 1.2-2.4 GiB.
+      it('peak memory stays below twice the bootstrap plus 400 MiB', () => {
         const boot = statSync(img.bootstrap).size;
         const peak = peakRss(d.pid);
-        const bound = 2 * boot + 300 * MiB;
+        const bound = 2 * boot + 400 * MiB;
         assert.ok(peak < bound, `nydusd peaked at ${(peak / MiB).toFixed(0)} MiB, bound ${(bound / MiB).toFixed(0)} MiB (bootstrap ${(boot / MiB).toFixed(1)} MiB)`);
       });
     });
