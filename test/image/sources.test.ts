@@ -176,7 +176,7 @@ describe('tar source', () => {
       const rand = prng(99);
       const bad = path.join(work, 'bad.tar');
       let failures = 0;
-      const started = Date.now();
+      // a parse that hangs is stopped by the runner's per-test timeout (scripts/test.sh); no wall-clock assertion here
       for (let i = 0; i < 400; i++) {
         let buf = Buffer.from(base);
         if (i % 4 === 0) buf = buf.subarray(0, Math.floor(rand() * buf.length));
@@ -192,7 +192,6 @@ describe('tar source', () => {
         }
       }
       assert.ok(failures > 100, `only ${failures} of 400 corrupted tars were rejected`);
-      assert.ok(Date.now() - started < 20000);
     } finally {
       cleanup(work);
     }
