@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   try {
     log = new Logger(args.logLevel, args.logFile);
   } catch (err) {
-    process.stderr.write(`Error: cannot open log file: ${(err as Error).message}\n`);
+    process.stderr.write(`Error: ${(err as Error).message}\n`);
     return 1;
   }
   process.on('SIGPIPE', () => undefined);
