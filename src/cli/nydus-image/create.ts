@@ -101,7 +101,7 @@ export async function runCreate(argv: string[]): Promise<number> {
   let fileOrder: TreeNode[] | undefined;
   let cleanup = (): void => {};
   if (type === 'dir-rafs') {
-    if (!sourceIsDir) throw new Error(`create: source ${source} is not a directory (type dir-rafs)`);
+    if (!sourceIsDir) throw new Error(`create: source ${source} is a regular file, not a directory (type dir-rafs)`);
     // Against a parent the whiteouts are applied below, so they must survive the scan.
     const scanSpec = one(p, 'parent-bootstrap') ? 'none' : whiteout;
     root = treeFromDirectory(source, { whiteoutSpec: scanSpec }).root;
