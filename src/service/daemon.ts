@@ -25,13 +25,14 @@ export function readPrefetchList(file: string): string[] {
   return paths;
 }
 
-function loadConfig(args: DaemonArgs): ConfigV2 {
+function loadConfig(args: DaemonArgs, log: Logger): ConfigV2 {
   if (args.localfsDir) {
     checkInputDirectory(args.localfsDir, 'localfs directory');
     return localfsDirConfig(args.localfsDir);
   }
   if (!args.config) throw new Error('both --config and --localfs-dir are missing');
-  return parseConfig(readInputFile(args.config, 'configuration file', MAX_CONFIG_BYTES).toString('utf8'));
+  const text = readInputFile(args.config, 'configuration file', MAX_CONFIG_BYTES).toString('utf8');
+  return parseConfig(text, (m) => log.warn(`configuration ${args.config}: ${m}`));
 }
 
 export class FuseDaemon {
@@ -69,7 +70,7 @@ export class FuseDaemon {
     if (a.apisock) this.log.warn(`--apisock ${a.apisock}: the management API is not implemented yet`);
     if (a.supervisor) this.log.warn(`--supervisor ${a.supervisor}: failover is not implemented yet; the daemon runs without it`);
 
-    const config = loadConfig(a);
+    const config = loadConfig(a, this.log);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
     // checked here too, so that a FIFO or device is named plainly before the image loader wraps the error
