@@ -273,7 +273,7 @@ describe('every CLI input that names a file, given something hostile', () => {
 
   for (const c of CASES) {
     for (const kind of c.kinds ?? KINDS[c.role]) {
-      it(`${c.tool} ${c.name}: ${kind}`, async () => {
+      it(`${c.tool} ${c.name}: ${kind}`, async (t) => {
         const dir = path.join(work, `${n++}`);
         const mnt = path.join(dir, 'mnt');
         mkdirSync(mnt, { recursive: true });
@@ -286,6 +286,7 @@ describe('every CLI input that names a file, given something hostile', () => {
           const noDac = kind === 'unreadable';
           const r = await runBounded(argv, { noDac, mountpoint });
           const what = `${c.tool} ${argv.slice(1).join(' ')} -> ${r.code}/${r.signal}: ${r.stderr}`;
+          t.diagnostic(`exit ${r.code}/${r.signal}${r.mounted ? ' (mounted)' : ''} after ${r.elapsed} ms, peak RSS ${r.peakKib} KiB`);
           assert.equal(r.hung, false, `did not end within ${EXIT_BOUND_MS} ms: ${what}`);
           assert.equal(r.overLimit, false, `resident set passed ${RSS_LIMIT_KIB} KiB: ${what}`);
           assert.ok(r.peakKib < RSS_LIMIT_KIB, `peak ${r.peakKib} KiB: ${what}`);
