@@ -1,5 +1,5 @@
 // Every file or directory named on a command line of nydusd and nydus-image, given as something hostile: a FIFO,
-// /dev/zero, a directory where a file is meant (a file where a directory is meant), a symlink loop, something
+// a node of /dev/zero's device, a directory where a file is meant (a file where a directory is meant), a symlink loop, something
 // unreadable, and a file that grows while it is read. Each run must end within a generous bound with a one-line
 // error naming the file and what is wrong with it (a growing file may also succeed), keep its memory bounded, and
 // nydusd must honour SIGTERM while it is starting (issue 8, item 3; spec nydusd-runtime.md, command line).
@@ -152,7 +152,7 @@ describe('every CLI input that names a file, given something hostile', () => {
   let tarFile: string;
   let blobDir: string;
   before(() => {
-    requireEnv(['mkfifo', 'setpriv', 'tar']);
+    requireEnv(['mkfifo', 'mknod', 'setpriv', 'tar']);
     work = tempDir('hostile');
     blobDir = path.join(work, 'blobs');
     mkdirSync(blobDir);
@@ -231,8 +231,13 @@ describe('every CLI input that names a file, given something hostile', () => {
         assert.equal(spawnSync('mkfifo', [p]).status, 0);
         return p;
       }
-      case 'devzero':
-        return '/dev/zero';
+      case 'devzero': {
+        // a private node of /dev/zero's device (1:5), never /dev/zero itself: a broken build renaming its output
+        // over the path (as `create --blob` did) must not replace the machine's /dev/zero
+        const p = path.join(dir, 'zero');
+        assert.equal(spawnSync('mknod', ['-m', '666', p, 'c', '1', '5']).status, 0, 'mknod');
+        return p;
+      }
       case 'dir': {
         const p = path.join(dir, 'a-directory');
         mkdirSync(p);
