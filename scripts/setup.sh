@@ -36,12 +36,15 @@ fi
 # 2. npm dependencies (npm writes node_modules/.package-lock.json on every install)
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "npm ci"
-  if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1; then
-    # npm 11.19 rejects even a freshly written lock when platform-specific optional packages
-    # (@napi-rs/*-darwin-*, ...) are left out of it; install from the same lock without rewriting it.
-    step "npm ci refused the lock file; npm install --no-save instead"
-    npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null || die "npm install failed"
+  # the lock lists every platform's optional packages (@napi-rs/*-darwin-*, ...), which npm ci insists on;
+  # regenerate it with `npm install --package-lock-only`, never by hand
+  log="$(mktemp)"
+  if ! npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "npm ci failed (is package-lock.json in sync with package.json?)"
   fi
+  rm -f "$log"
 else
   step "node_modules: up to date"
 fi

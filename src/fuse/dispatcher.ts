@@ -71,6 +71,8 @@ const EPROTO = errno('EPROTO');
 const O_ACCMODE = 3;
 /** Interrupts that arrive before their request is dispatched (two readers race); bounded, oldest dropped. */
 const EARLY_INTERRUPTS_MAX = 1024;
+/** An EIO cause logged once is only counted when it recurs within this time (ms). */
+const EIO_REPEAT_MS = 10_000;
 
 export class Dispatcher {
   negotiated: Negotiated | undefined;
@@ -82,6 +84,8 @@ export class Dispatcher {
   maxReadSize = 0;
   /** Root-directory names answered ENOENT without the filesystem (stop() uses them to wake reader threads). */
   wakeNamePrefix: string | undefined;
+  /** EIO causes logged recently: when, and how often they recurred since */
+  private readonly eioLogged = new Map<string, { at: number; repeats: number }>();
 
   constructor(
     private readonly fs: FileSystem,
@@ -158,10 +162,27 @@ export class Dispatcher {
         if (no === undefined) {
           no = EIO;
           this.hooks.log('error', `${name} on node ${h.nodeId} failed: ${(e as Error)?.stack ?? String(e)}`);
+        } else if (no === EIO) {
+          // the reader only sees EIO: its cause (damaged image, failing backend) has to be in the log
+          this.logEio(`${name} on node ${h.nodeId}: EIO (${(e as Error).message})`);
         }
         this.finish(h.unique, task, [encodeError(h.unique, no)]);
       },
     );
+  }
+
+  /** Logs an EIO's cause; the same text again within EIO_REPEAT_MS is only counted, so a broken image cannot flood the log. */
+  private logEio(text: string): void {
+    const now = performance.now();
+    const last = this.eioLogged.get(text);
+    if (last !== undefined && now - last.at < EIO_REPEAT_MS) {
+      last.repeats++;
+      return;
+    }
+    if (this.eioLogged.size >= 1024) this.eioLogged.clear();
+    const again = last && last.repeats > 0 ? ` (and ${last.repeats} times more since it was last logged)` : '';
+    this.eioLogged.set(text, { at: now, repeats: 0 });
+    this.hooks.log('warn', text + again);
   }
 
   private safe(f: () => void): void {

@@ -9,7 +9,7 @@ const MAX_CHUNK = 0x100_0000;
 export function parseChunkRecord(buf: Buffer, off: number, what: string): ChunkInfo {
   need(buf, off, CHUNK_RECORD_SIZE, what);
   const flags = buf.readUInt32LE(off + 36);
-  if (flags & ~KNOWN_CHUNK_FLAGS) throw new RafsError(`${what}: flags has unknown bits 0x${(flags & ~KNOWN_CHUNK_FLAGS).toString(16)}`);
+  if (flags & ~KNOWN_CHUNK_FLAGS) throw new RafsError(`${what}: flags has unknown bits 0x${((flags & ~KNOWN_CHUNK_FLAGS) >>> 0).toString(16)}`);
   const c: ChunkInfo = {
     digest: buf.subarray(off, off + 32),
     blobIndex: buf.readUInt32LE(off + 32),

@@ -60,6 +60,8 @@ export class V6Bootstrap implements Bootstrap {
   private readonly blksz: number;
   private readonly metaBase: number;
   private chunkMap: Map<number, ChunkInfo> | undefined;
+  /** the first damaged chunk-table record's fault, named when a file needs a chunk the table lacks */
+  private chunkTableDamage: string | undefined;
   private readonly inodes = new SmallCache<number, V6Rec>(8192);
   private readonly dirCache = new SmallCache<number, DirEntry[]>(256);
   /** parsed dirent blocks by (file offset, length): lookups binary-search the same blocks over and over */
@@ -457,14 +459,22 @@ export class V6Bootstrap implements Bootstrap {
     if (this.chunkTableSize === 0 || this.chunkTableOffset >= this.buf.length) return undefined;
     const map = new Map<number, ChunkInfo>();
     const n = this.chunkTableSize / CHUNK_RECORD_SIZE;
+    let damaged = 0;
     for (let i = 0; i < n; i++) {
       const what = `v6 chunk table record ${i}`;
-      const c = parseChunkRecord(this.buf, this.chunkTableOffset + i * CHUNK_RECORD_SIZE, what);
-      if (c.blobIndex >= this.blobs.length) throw new RafsError(`${what}: blob_index ${c.blobIndex} beyond ${this.blobs.length} blobs`);
-      if (c.index >= MAX_CI_ENTRIES) throw new RafsError(`${what}: index ${c.index} exceeds 2^24`);
-      const key = c.blobIndex * MAX_CI_ENTRIES + c.index;
-      if (!map.has(key)) map.set(key, c);
+      try {
+        const c = parseChunkRecord(this.buf, this.chunkTableOffset + i * CHUNK_RECORD_SIZE, what);
+        if (c.blobIndex >= this.blobs.length) throw new RafsError(`${what}: blob_index ${c.blobIndex} beyond ${this.blobs.length} blobs`);
+        if (c.index >= MAX_CI_ENTRIES) throw new RafsError(`${what}: index ${c.index} exceeds 2^24`);
+        const key = c.blobIndex * MAX_CI_ENTRIES + c.index;
+        if (!map.has(key)) map.set(key, c);
+      } catch (err) {
+        // one bad record must not cost every file its data, nor the whole table a re-parse on each read: the
+        // files that need it fail with its cause (chunksOf reports it when their chunk is missing)
+        if (damaged++ === 0) this.chunkTableDamage = (err as Error).message;
+      }
     }
+    if (damaged > 1) this.chunkTableDamage += ` (and ${damaged - 1} more damaged records)`;
     this.chunkMap = map;
     return map;
   }
@@ -497,7 +507,10 @@ export class V6Bootstrap implements Bootstrap {
       const uncompressedOffset = blkaddr * this.blksz;
       if (table !== undefined && !tarfs) {
         const c = table.get(blobIndex * MAX_CI_ENTRIES + index);
-        if (c === undefined) throw new RafsError(`${what}: blob ${blobIndex} chunk ${index} missing from the chunk table`);
+        if (c === undefined) {
+          const cause = this.chunkTableDamage ? `; the chunk table is damaged: ${this.chunkTableDamage}` : '';
+          throw new RafsError(`${what}: blob ${blobIndex} chunk ${index} missing from the chunk table${cause}`);
+        }
         if (c.uncompressedOffset !== uncompressedOffset) throw new RafsError(`${what}: c_blk_addr ${blkaddr} disagrees with the chunk table offset ${c.uncompressedOffset}`);
         if (c.uncompressedSize !== size) throw new RafsError(`${what}: chunk size ${c.uncompressedSize} does not cover file bytes ${fileOffset}+${size}`);
         checkChunkInBlob(c, this.blobs[blobIndex]!, what);

@@ -66,10 +66,59 @@ export class ConfigError extends Error {
 }
 
 const MAX_BATCH = 268435456;
+/**
+ * The longest duration a Node.js timer can wait (2^31 - 1 ms). A longer one fires after 1 ms instead, which made
+ * every backend read time out at once (issue 8): durations from configuration are clamped to it, with a warning.
+ */
+export const MAX_TIMER_SEC = 2147483;
 const NETWORK_DEFAULTS = { skip_verify: false, ca_cert_files: [] as string[], timeout: 5, connect_timeout: 5, retry_limit: 0 };
 const PROXY_DEFAULTS: ProxyConfig = { url: '', ping_url: '', fallback: true, check_interval: 5, use_http: false, check_pause_elapsed: 300 };
 
 type Obj = Record<string, unknown>;
+
+/** Where parsing reports what it accepted but an operator should hear about (clamped values, keys in the wrong place). */
+export type ConfigWarn = (message: string) => void;
+
+/** A duration in seconds: a finite number >= 0, clamped to what a timer can wait. */
+function duration(o: Obj, key: string, dflt: number, where: string, warn: ConfigWarn): number {
+  const v = field(o, key, 'number', dflt, where);
+  if (v < 0) throw new ConfigError(`${where}.${key}: a duration in seconds must be >= 0, got ${v}`);
+  if (v > MAX_TIMER_SEC) {
+    warn(`${where}.${key}: ${v} s is longer than the longest timer (${MAX_TIMER_SEC} s); using ${MAX_TIMER_SEC} s`);
+    return MAX_TIMER_SEC;
+  }
+  return v;
+}
+
+/** A whole number in [min, max]. */
+function integer(o: Obj, key: string, dflt: number, min: number, max: number, where: string): number {
+  const v = field(o, key, 'number', dflt, where);
+  if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${where}.${key}: expected an integer in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+/**
+ * Known keys that sit where the reference never reads them: ignored, as the reference ignores unknown keys, but
+ * named in a warning (cache.validate placed in cache.config looks right and silently does nothing).
+ */
+const MISPLACED: { under: string[]; keys: string[]; belongs: string }[] = [
+  { under: ['device', 'cache', 'config'], keys: ['validate', 'compressed'], belongs: 'device.cache' },
+  { under: ['device'], keys: ['amplify_io', 'digest_validate', 'enable_xattr', 'mode', 'iostats_files', 'access_pattern', 'fs_prefetch'], belongs: 'the top level' },
+  { under: ['cache', 'filecache'], keys: ['validate', 'compressed', 'prefetch'], belongs: 'cache' },
+  { under: ['cache', 'fscache'], keys: ['validate', 'compressed', 'prefetch'], belongs: 'cache' },
+  { under: ['rafs'], keys: ['compressed'], belongs: 'cache' },
+];
+
+function warnMisplaced(doc: Obj, warn: ConfigWarn): void {
+  for (const m of MISPLACED) {
+    let o: unknown = doc;
+    for (const k of m.under) o = isObj(o) ? o[k] : undefined;
+    if (!isObj(o)) continue;
+    for (const k of m.keys) {
+      if (k in o) warn(`${m.under.join('.')}.${k} is ignored: "${k}" belongs in ${m.belongs}`);
+    }
+  }
+}
 
 function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -113,32 +162,51 @@ function prefetch(o: Obj | undefined, where: string, v1 = false): PrefetchConfig
   if (p.enable === undefined) throw new ConfigError(`${where}.enable is required when ${where} is present`);
   if (p.enable) {
     if (!Number.isInteger(p.threads) || p.threads < 1 || p.threads > 1024) throw new ConfigError(`${where}: threads must be 1..1024, got ${p.threads}`);
-    if (p.batch_size < 0 || p.batch_size > MAX_BATCH) throw new ConfigError(`${where}: batch_size must be at most ${MAX_BATCH}`);
+    if (!Number.isInteger(p.batch_size) || p.batch_size < 0 || p.batch_size > MAX_BATCH) {
+      throw new ConfigError(`${where}: batch_size must be an integer in 0..${MAX_BATCH}, got ${p.batch_size}`);
+    }
   }
   return p;
 }
 
-function backendV2(o: Obj, where: string): BackendConfig {
+function backendV2(o: Obj, where: string, warn: ConfigWarn): BackendConfig {
   const type = field<string>(o, 'type', 'string', '', where);
   if (!type) throw new ConfigError(`${where}.type is required`);
   const key = type;
   const body = sub(o, key, where) ?? {};
-  return { type, [key]: backendBody(type, body, `${where}.${key}`) };
+  return { type, [key]: backendBody(type, body, `${where}.${key}`, warn) };
 }
 
 /** Applies defaults and the reference's per-type validation to a backend's own settings. */
-function backendBody(type: string, b: Obj, where: string): Obj {
+function backendBody(type: string, b: Obj, where: string, warn: ConfigWarn): Obj {
   const str = (k: string) => field<string>(b, k, 'string', '', where);
-  const network = () => ({
-    ...NETWORK_DEFAULTS,
-    ...pick(b, ['skip_verify', 'ca_cert_files', 'timeout', 'connect_timeout', 'retry_limit']),
-    proxy: { ...PROXY_DEFAULTS, ...(sub(b, 'proxy', where) ?? {}) },
-  });
+  const network = () => {
+    const ca = b.ca_cert_files ?? [];
+    if (!Array.isArray(ca) || ca.some((f) => typeof f !== 'string')) throw new ConfigError(`${where}.ca_cert_files: expected an array of strings`);
+    const p = sub(b, 'proxy', where) ?? {};
+    const pw = `${where}.proxy`;
+    return {
+      skip_verify: field(b, 'skip_verify', 'boolean', NETWORK_DEFAULTS.skip_verify, where),
+      ca_cert_files: ca as string[],
+      timeout: duration(b, 'timeout', NETWORK_DEFAULTS.timeout, where, warn),
+      connect_timeout: duration(b, 'connect_timeout', NETWORK_DEFAULTS.connect_timeout, where, warn),
+      retry_limit: integer(b, 'retry_limit', NETWORK_DEFAULTS.retry_limit, 0, 1000, where),
+      proxy: {
+        ...p,
+        url: field(p, 'url', 'string', PROXY_DEFAULTS.url, pw),
+        ping_url: field(p, 'ping_url', 'string', PROXY_DEFAULTS.ping_url, pw),
+        fallback: field(p, 'fallback', 'boolean', PROXY_DEFAULTS.fallback, pw),
+        check_interval: duration(p, 'check_interval', PROXY_DEFAULTS.check_interval, pw, warn),
+        use_http: field(p, 'use_http', 'boolean', PROXY_DEFAULTS.use_http, pw),
+        check_pause_elapsed: duration(p, 'check_pause_elapsed', PROXY_DEFAULTS.check_pause_elapsed, pw, warn),
+      },
+    };
+  };
   switch (type) {
     case 'localfs': {
       const alt = b.alt_dirs ?? [];
       if (!Array.isArray(alt) || alt.some((d) => typeof d !== 'string')) throw new ConfigError(`${where}.alt_dirs: expected an array of strings`);
-      const out = { blob_file: str('blob_file'), dir: str('dir'), alt_dirs: alt as string[], timeout: field(b, 'timeout', 'number', 0, where) };
+      const out = { blob_file: str('blob_file'), dir: str('dir'), alt_dirs: alt as string[], timeout: duration(b, 'timeout', 0, where, warn) };
       if (!out.blob_file && !out.dir) throw new ConfigError(`${where}: localfs needs "dir" or "blob_file"`);
       return out;
     }
@@ -176,12 +244,6 @@ function backendBody(type: string, b: Obj, where: string): Obj {
   }
 }
 
-function pick(o: Obj, keys: string[]): Obj {
-  const out: Obj = {};
-  for (const k of keys) if (o[k] !== undefined && o[k] !== null) out[k] = o[k];
-  return out;
-}
-
 function cacheV2(o: Obj, where: string): CacheConfig {
   const type = field<string>(o, 'type', 'string', '', where);
   if (!['', 'blobcache', 'filecache', 'fscache', 'dummycache'].includes(type)) throw new ConfigError(`${where}.type: unknown cache type "${type}"`);
@@ -213,7 +275,7 @@ function rafsV2(o: Obj, where: string): RafsConfig {
   if (mode !== 'direct' && mode !== 'cached') throw new ConfigError(`${where}.mode must be "direct" or "cached", got "${mode}"`);
   const r: RafsConfig = {
     mode,
-    batch_size: field(o, 'batch_size', 'number', 1048576, where),
+    batch_size: integer(o, 'batch_size', 1048576, 0, MAX_BATCH, where),
     validate: field(o, 'validate', 'boolean', false, where),
     enable_xattr: field(o, 'enable_xattr', 'boolean', false, where),
     iostats_files: field(o, 'iostats_files', 'boolean', false, where),
@@ -221,17 +283,16 @@ function rafsV2(o: Obj, where: string): RafsConfig {
     latest_read_files: field(o, 'latest_read_files', 'boolean', false, where),
     prefetch: prefetch(sub(o, 'prefetch', where), `${where}.prefetch`),
   };
-  if (r.batch_size < 0 || r.batch_size > MAX_BATCH) throw new ConfigError(`${where}.batch_size must be at most ${MAX_BATCH}`);
   return r;
 }
 
-function fromV2(o: Obj): ConfigV2 {
+function fromV2(o: Obj, warn: ConfigWarn): ConfigV2 {
   if (o.version !== 2) throw new ConfigError(`version must be 2, got ${JSON.stringify(o.version)}`);
   const ext = o.external_backends ?? [];
   if (!Array.isArray(ext)) throw new ConfigError('external_backends: expected an array');
   const cfg: ConfigV2 = { version: 2, id: field(o, 'id', 'string', '', 'config'), external_backends: ext };
   const b = sub(o, 'backend', 'config');
-  if (b) cfg.backend = backendV2(b, 'backend');
+  if (b) cfg.backend = backendV2(b, 'backend', warn);
   const c = sub(o, 'cache', 'config');
   if (c) cfg.cache = cacheV2(c, 'cache');
   const r = sub(o, 'rafs', 'config');
@@ -247,7 +308,7 @@ function fromV2(o: Obj): ConfigV2 {
 }
 
 /** v1 (legacy) -> v2, as the reference converts it. */
-function fromV1(o: Obj): ConfigV2 {
+function fromV1(o: Obj, warn: ConfigWarn): ConfigV2 {
   const device = sub(o, 'device', 'config');
   if (!device) throw new ConfigError('v1 configuration: "device" is required');
   const backend = sub(device, 'backend', 'device');
@@ -262,6 +323,8 @@ function fromV1(o: Obj): ConfigV2 {
   const ctype = field<string>(cache, 'type', 'string', '', 'device.cache');
   const cconf = sub(cache, 'config', 'device.cache');
   const fsPrefetch = prefetch(sub(o, 'fs_prefetch', 'config'), 'fs_prefetch', true);
+  // named as the v1 document names it, not as the v2 key it becomes
+  const amplifyIo = integer(o, 'amplify_io', 1048576, 0, MAX_BATCH, 'config');
   const v2: Obj = {
     version: 2,
     id: field(device, 'id', 'string', '', 'device'),
@@ -275,7 +338,7 @@ function fromV1(o: Obj): ConfigV2 {
     },
     rafs: {
       mode,
-      batch_size: o.amplify_io ?? 1048576,
+      batch_size: amplifyIo,
       validate: o.digest_validate ?? false,
       enable_xattr: o.enable_xattr ?? false,
       iostats_files: o.iostats_files ?? false,
@@ -283,7 +346,7 @@ function fromV1(o: Obj): ConfigV2 {
       latest_read_files: o.latest_read_files ?? false,
     },
   };
-  const cfg = fromV2(v2);
+  const cfg = fromV2(v2, warn);
   if (fsPrefetch.enable) {
     cfg.rafs!.prefetch = { ...fsPrefetch };
     cfg.cache!.prefetch = { ...fsPrefetch };
@@ -295,7 +358,7 @@ function fromV1(o: Obj): ConfigV2 {
  * Parses a configuration text in any accepted syntax: JSON v2 (has "version"), JSON v1, TOML v2, YAML
  * (v1 or v2 shape). A v2 document that parses but is invalid is rejected with the reason.
  */
-export function parseConfig(text: string): ConfigV2 {
+export function parseConfig(text: string, warn: ConfigWarn = () => undefined): ConfigV2 {
   let doc: unknown;
   let syntax = 'JSON';
   try {
@@ -315,7 +378,8 @@ export function parseConfig(text: string): ConfigV2 {
   }
   if (!isObj(doc)) throw new ConfigError(`failed to parse configuration information: the ${syntax} document is not an object`);
   try {
-    return 'version' in doc ? fromV2(doc) : fromV1(doc);
+    warnMisplaced(doc, warn);
+    return 'version' in doc ? fromV2(doc, warn) : fromV1(doc, warn);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(`invalid configuration (${syntax}): ${err.message}`);
     throw err;
@@ -324,10 +388,13 @@ export function parseConfig(text: string): ConfigV2 {
 
 /** The configuration `--localfs-dir D` stands for: localfs on D, blobcache in D, direct mode. */
 export function localfsDirConfig(dir: string): ConfigV2 {
-  return fromV2({
-    version: 2,
-    backend: { type: 'localfs', localfs: { dir } },
-    cache: { type: 'blobcache', filecache: { work_dir: dir } },
-    rafs: { mode: 'direct' },
-  });
+  return fromV2(
+    {
+      version: 2,
+      backend: { type: 'localfs', localfs: { dir } },
+      cache: { type: 'blobcache', filecache: { work_dir: dir } },
+      rafs: { mode: 'direct' },
+    },
+    () => undefined,
+  );
 }

@@ -27,6 +27,9 @@ export class BackendError extends Error {
   }
 }
 
+/** The longest a Node.js timer can wait (ms). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
 /**
  * Bounds a backend read by the configured timeout (seconds; 0 = none). The timeout is whatever the
  * configuration says: there is no hidden fixed limit anywhere below this.
@@ -39,13 +42,15 @@ export async function readWithTimeout(
   timeoutSec: number,
 ): Promise<Buffer> {
   if (!(timeoutSec > 0)) return backend.read(blobId, offset, length);
+  // configuration clamps durations already (config.ts MAX_TIMER_SEC); a longer timer would fire after 1 ms
+  const ms = Math.min(timeoutSec * 1000, TIMER_MAX_MS);
   const ctl = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       ctl.abort();
       reject(new BackendError(`${backend.kind}: reading blob ${blobId} [${offset}, +${length}) timed out after ${timeoutSec} s`, blobId));
-    }, timeoutSec * 1000);
+    }, ms);
   });
   try {
     return await Promise.race([backend.read(blobId, offset, length, ctl.signal), expired]);
@@ -62,7 +67,7 @@ export interface BackendStats {
 }
 
 /** Where the storage layer reports what an operator may want to see (the daemon's logger). */
-export type StorageLog = (level: 'debug' | 'warn', message: string) => void;
+export type StorageLog = (level: 'debug' | 'info' | 'warn', message: string) => void;
 
 /**
  * Wraps a backend to count every read that reaches it, whoever issues it (cache, meta, prefetch), and

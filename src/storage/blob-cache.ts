@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
-import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../rafs/types.js';
+import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
 import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
@@ -52,8 +52,29 @@ const DIRECT_QUEUE_BYTES = 32 * 1024 * 1024;
 
 const roundUp = (n: number) => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
 
+/**
+ * What a remembered chunk costs in memory: its bytes, or at least a fixed share for the Buffer object and map entry,
+ * so that a list of tiny chunks is bounded by count too (16 MiB of 5-byte chunks would be 3 million entries).
+ */
+const footprint = (b: Buffer) => Math.max(b.length, 1024);
+
 /** Never merge a fetch beyond this, whatever amplify_io says: 128 KiB is the reference's floor. */
 const MIN_AMPLIFY = 128 * 1024;
+/**
+ * Most chunks in one backend fetch. amplify_io bounds a fetch in bytes, but a layer of tiny files packs ~100,000
+ * chunks into 1 MiB (issue 8: one `cat` planned, decoded and wrote all of them while the daemon stood still).
+ * 1024 chunks of the usual sizes already exceed any amplify_io.
+ */
+const MAX_FETCH_CHUNKS = 1024;
+/**
+ * Chunks smaller than this live in ordinary (pooled) Buffers and go to the cache file through the page cache:
+ * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
+ */
+const SMALL_CHUNK = 64 * 1024;
+/** After a cache write failed (ENOSPC, EIO), no chunk is written for this long; then one write tries again. */
+const WRITE_RETRY_MS = 10_000;
+/** Damaged cached chunks named one by one in the log per blob; further ones are only counted. */
+const DAMAGE_REPORTS = 8;
 
 /** Opens the blob's chunk map; one that cannot be used (wrong size, foreign header) is replaced by an empty one. */
 function openOrReset(file: string, chunkCount: number, stale: boolean, log?: StorageLog): ChunkMap {
@@ -105,6 +126,17 @@ export interface BlobCacheStats {
   backendBytes: number;
   cacheHits: number;
   chunksFetched: number;
+  /** cached chunks found unusable (short, unreadable, failing validation or decoding) and fetched again */
+  cacheRepairs: number;
+  /** failed writes or fdatasyncs of the cache files */
+  cacheWriteErrors: number;
+  /** fetched chunks not written to the cache because writes were failing */
+  cacheWritesSkipped: number;
+}
+
+/** The zeroed counters of one blob cache. */
+export function emptyCacheStats(): BlobCacheStats {
+  return { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
 }
 
 export class BlobCache {
@@ -140,7 +172,11 @@ export class BlobCache {
   private wakeDurable: (() => void) | undefined;
   /** flush() calls in progress: they want durability now */
   private hurry = 0;
-  readonly stats: BlobCacheStats = { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0 };
+  readonly stats: BlobCacheStats = emptyCacheStats();
+  /** while writes fail: no chunk is written before this time (performance.now()) */
+  private writesPausedUntil = 0;
+  /** the failure that paused writes (its errno code), logged once until writes succeed again */
+  private writeFailure: string | undefined;
   /** set by close(): no new chunk is written from then on */
   private closing = false;
   private closed = false;
@@ -192,7 +228,7 @@ export class BlobCache {
       }
       if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
       this.fileSize = Math.max(size, fullSize);
-      let map = blob.chunkCount > 0 ? openOrReset(this.mapPath, blob.chunkCount, stale, opts.log) : undefined;
+      let map = blob.chunkCount > 0 ? this.openMap(stale) : undefined;
       if (map && size === 0 && map.ready > 0) {
         // the data file is new (or was emptied) but a chunk map says some of it is there
         opts.log?.('warn', `blob cache ${this.dataPath}: empty, but its chunk map has ${map.ready} chunks ready; starting it afresh`);
@@ -212,6 +248,22 @@ export class BlobCache {
       } catch {
         // buffered writes only: the same bytes for more CPU
       }
+    }
+  }
+
+  /**
+   * The persistent chunk map, or none when it cannot be created or read (a full or failing cache disk): the cache
+   * then keeps readiness in memory for this run, which costs fetching again after a restart, never a wrong byte.
+   */
+  private openMap(stale: boolean): ChunkMap | undefined {
+    try {
+      return openOrReset(this.mapPath, this.blob.chunkCount, stale, this.opts.log);
+    } catch (err) {
+      if (!(err as NodeJS.ErrnoException).code) throw err;
+      this.stats.cacheWriteErrors++;
+      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot open the chunk map (${(err as Error).message}); readiness is kept in memory for this run`);
+      fs.rmSync(this.mapPath, { force: true });
+      return undefined;
     }
   }
 
@@ -246,7 +298,7 @@ export class BlobCache {
     const seen = new Set<number>();
     for (const s of slices) {
       const i = this.key(s.chunk);
-      if (seen.has(i) || this.inflight.has(i) || this.readyNow(i)) continue;
+      if (seen.has(i) || this.available(i)) continue;
       seen.add(i);
       missing.push(s.chunk);
     }
@@ -256,8 +308,16 @@ export class BlobCache {
 
   /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
   prefetch(chunks: ChunkInfo[]): void {
-    const missing = chunks.filter((c) => !this.inflight.has(this.key(c)) && !this.readyNow(this.key(c)));
+    const missing = chunks.filter((c) => !this.available(this.key(c)));
     if (missing.length > 0) this.startFetch(missing, []);
+  }
+
+  /**
+   * Whether a read of the chunk needs no fetch: in flight, among the recent chunks (also those a failing cache disk
+   * could not keep: refetching them is what multiplied backend traffic on a full disk, issue 8), or ready.
+   */
+  private available(key: number): boolean {
+    return this.inflight.has(key) || this.recent.has(key) || this.readyNow(key);
   }
 
   private readyNow(index: number): boolean {
@@ -282,18 +342,42 @@ export class BlobCache {
       if (!this.isReady(key)) throw this.unavailable(chunk);
       return this.keep(lease, (await this.loadRaw(chunk)).subarray(start, end));
     }
-    if (this.opts.validateCache) {
-      const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
-      if (this.verify(chunk, whole)) return whole.subarray(start, end);
-      // a corrupt cache entry is refetched, never served, and rewritten
-      this.damaged.add(key);
-      if (!this.inflight.has(key)) this.fetchGroup([chunk]);
-      return this.keep(lease, (await this.inflight.get(key)!).subarray(start, end));
-    }
     // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
     if (!this.isReady(key)) throw this.unavailable(chunk);
-    this.stats.cacheHits++;
-    return this.readCached(chunk, chunk.uncompressedOffset + start, end - start);
+    let why: string | undefined;
+    try {
+      if (this.opts.validateCache) {
+        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
+        why = this.mismatch(chunk, whole);
+        if (why === undefined) {
+          this.stats.cacheHits++;
+          return whole.subarray(start, end);
+        }
+      } else {
+        const part = await this.readCached(chunk, chunk.uncompressedOffset + start, end - start);
+        this.stats.cacheHits++;
+        return part;
+      }
+    } catch (err) {
+      // cut short or unreadable under us: the backend still has the chunk
+      why = (err as Error).message;
+    }
+    return this.keep(lease, (await this.repair(chunk, why)).subarray(start, end));
+  }
+
+  /** A ready chunk whose cached bytes proved unusable: fetched again (never served from the cache) and rewritten. */
+  private repair(chunk: ChunkInfo, why: string, load?: Promise<Buffer>): Promise<Buffer> {
+    const key = this.key(chunk);
+    this.stats.cacheRepairs++;
+    if (this.stats.cacheRepairs <= DAMAGE_REPORTS) {
+      const more = this.stats.cacheRepairs === DAMAGE_REPORTS ? ' (further damaged chunks of this blob are only counted)' : '';
+      this.opts.log?.('warn', `blob cache ${this.dataPath}: chunk ${chunk.index} unusable (${why}); fetching it again${more}`);
+    }
+    this.damaged.add(key);
+    // `load` is the raw-mode decode that found the damage, in flight under the chunk's key itself
+    const pending = this.inflight.get(key);
+    if (!pending || pending === load) this.fetchGroup([chunk]);
+    return this.inflight.get(key)!;
   }
 
   private unavailable(chunk: ChunkInfo): BackendError {
@@ -307,25 +391,26 @@ export class BlobCache {
    */
   private loadRaw(chunk: ChunkInfo): Promise<Buffer> {
     const key = this.key(chunk);
-    const p = (async () => {
+    // this load is in flight under the chunk's key; a repair must replace it rather than wait for it
+    const self: { load?: Promise<Buffer> } = {};
+    const p: Promise<Buffer> = (async () => {
       let plain: Buffer | undefined;
       try {
         const stored = await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize);
         plain = await this.decode(chunk, stored);
-        if (this.opts.validateCache && !this.verify(chunk, plain)) throw new Error('digest mismatch');
+        const bad = this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
         this.stats.cacheHits++;
         return plain;
       } catch (err) {
         if (plain) this.opts.arena?.release(plain);
-        this.opts.log?.('warn', `blob cache ${this.dataPath}: chunk ${chunk.index} unusable (${(err as Error).message}); fetching it again`);
-        this.damaged.add(key);
-        this.fetchGroup([chunk]);
-        const fetched = await this.inflight.get(key)!;
+        const fetched = await this.repair(chunk, (err as Error).message, self.load);
         // the fetch lets go of its memory once the chunk is written; this load hands it on with a hold of its own
         this.opts.arena?.hold(fetched);
         return fetched;
       }
     })();
+    self.load = p;
     this.inflight.set(key, p);
     p.then(
       (plain) => {
@@ -358,7 +443,10 @@ export class BlobCache {
     return buf;
   }
 
-  /** Plans merged fetches for `missing` and registers one in-flight promise per chunk. */
+  /**
+   * Plans merged fetches for `missing` and registers one in-flight promise per chunk. Linear in the chunks planned:
+   * each is looked at once, and a fetch holds at most amplify_io bytes and MAX_FETCH_CHUNKS chunks.
+   */
   private startFetch(missing: ChunkInfo[], along: ChunkInfo[]): void {
     const limit = Math.max(this.opts.amplifyIo, MIN_AMPLIFY);
     const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
@@ -367,39 +455,50 @@ export class BlobCache {
     for (const c of along) if (c.blobIndex === this.blob.index) extra.set(c.compressedOffset, c);
 
     let group: ChunkInfo[] = [];
+    let keys = new Set<number>();
     const flush = () => {
       if (group.length === 0) return;
-      this.extend(group, limit, extra);
+      this.extend(group, keys, limit, extra);
       this.fetchGroup(group);
       group = [];
+      keys = new Set();
     };
     for (const c of byOffset) {
-      if (this.inflight.has(this.key(c))) continue;
+      const key = this.key(c);
+      // planned already: by an earlier group's extension, or twice in `missing` (deduplicated chunks)
+      if (this.inflight.has(key) || keys.has(key)) continue;
       const first = group[0];
       const last = group[group.length - 1];
       if (
         first && last &&
         (c.compressedOffset !== last.compressedOffset + last.compressedSize ||
-          c.compressedOffset + c.compressedSize - first.compressedOffset > limit)
+          c.compressedOffset + c.compressedSize - first.compressedOffset > limit ||
+          group.length >= MAX_FETCH_CHUNKS)
       ) {
         flush();
       }
       group.push(c);
+      keys.add(key);
     }
     flush();
   }
 
-  /** Extends a contiguous group with the following not-ready chunks of the blob, up to `limit` bytes. */
-  private extend(group: ChunkInfo[], limit: number, extra: Map<number, ChunkInfo>): void {
+  /**
+   * Extends a contiguous group with the following not-ready chunks of the blob, up to `limit` bytes and
+   * MAX_FETCH_CHUNKS chunks. `keys` are the group's chunk keys: a zero-length chunk is its own successor by offset.
+   */
+  private extend(group: ChunkInfo[], keys: Set<number>, limit: number, extra: Map<number, ChunkInfo>): void {
     const start = group[0]!.compressedOffset;
-    for (;;) {
+    while (group.length < MAX_FETCH_CHUNKS) {
       const last = group[group.length - 1]!;
       const next = this.neighbours?.(last.index + 1) ?? extra.get(last.compressedOffset + last.compressedSize);
       if (!next || next.compressedOffset !== last.compressedOffset + last.compressedSize) return;
       if (next.compressedOffset + next.compressedSize - start > limit) return;
       const key = this.key(next);
-      if (this.inflight.has(key) || this.isReady(key) || group.some((c) => this.key(c) === key)) return;
+      // (not re-reading the chunk map for each neighbour, as `available` does for the chunks asked for)
+      if (keys.has(key) || this.inflight.has(key) || this.recent.has(key) || this.isReady(key)) return;
       group.push(next);
+      keys.add(key);
     }
   }
 
@@ -410,16 +509,25 @@ export class BlobCache {
     const raw = (async () => {
       this.stats.backendReads++;
       this.stats.backendBytes += length;
-      return readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
+      const data = await readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
+      // a backend that answers with other than what was asked for is not believed (its bytes would land at wrong offsets)
+      if (data.length !== length) {
+        throw new BackendError(`${this.opts.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
+      }
+      return data;
     })();
     const decoded = group.map((chunk) => {
       let stored: Buffer | undefined;
       const p = raw.then(async (data) => {
         stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
-        if (this.opts.validateFetch && !this.verify(chunk, plain)) {
+        // cache.validate covers what comes from the backend too: no byte reaches a reader or the cache unchecked
+        const bad = this.opts.validateFetch || this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        if (bad !== undefined) {
           this.opts.arena?.release(plain);
-          throw new BackendError(`chunk ${chunk.index} of blob ${this.blob.blobId}: digest mismatch`, this.blob.blobId);
+          const where = `blob ${this.blob.blobId} chunk ${chunk.index} (compressed [${chunk.compressedOffset}, +${chunk.compressedSize}))`;
+          this.opts.log?.('warn', `${where} from backend ${this.opts.backend.kind} fails validation: ${bad}; not served, not cached`);
+          throw new BackendError(`${where}: digest mismatch (${bad})`, this.blob.blobId);
         }
         return plain;
       });
@@ -427,11 +535,12 @@ export class BlobCache {
       return { chunk, p, stored: () => stored! };
     });
     for (const { chunk, p, stored } of decoded) {
+      const key = this.key(chunk);
       p.then(
         (plain) => {
           this.stats.chunksFetched++;
-          this.remember(this.key(chunk), plain);
-          const w = this.persist(chunk, this.raw ? stored() : plain).catch(() => undefined);
+          this.remember(key, plain);
+          const w = this.persist(chunk, this.raw ? stored() : plain).catch((err: Error) => this.writeFailed(err));
           this.persisting.add(w);
           return w.finally(() => {
             this.persisting.delete(w);
@@ -442,9 +551,33 @@ export class BlobCache {
         () => undefined,
       ).finally(() => {
         // keep serving from memory until the data is in the file
-        this.inflight.delete(this.key(chunk));
+        if (this.inflight.get(key) === p) this.inflight.delete(key);
       });
     }
+  }
+
+  /**
+   * A cache write failed (ENOSPC, EIO, EDQUOT...): the chunk stays unready (it is served from memory while it is
+   * recent, then fetched again), the failure is logged once per condition and counted, and writes pause for
+   * WRITE_RETRY_MS so that a full disk is not written again for every fetched chunk.
+   */
+  private writeFailed(err: Error): void {
+    this.stats.cacheWriteErrors++;
+    this.writesPausedUntil = performance.now() + WRITE_RETRY_MS;
+    const condition = (err as NodeJS.ErrnoException).code ?? err.message;
+    if (this.writeFailure === condition) return;
+    this.writeFailure = condition;
+    this.opts.log?.(
+      'warn',
+      `blob cache ${this.dataPath}: cannot write (${err.message}); fetched chunks are served without being cached, writes are tried again every ${WRITE_RETRY_MS / 1000} s (logged once per condition)`,
+    );
+  }
+
+  /** A write succeeded: if writes were failing, say that they work again. */
+  private writeSucceeded(): void {
+    if (this.writeFailure === undefined) return;
+    this.opts.log?.('warn', `blob cache ${this.dataPath}: writes succeed again (after ${this.writeFailure})`);
+    this.writeFailure = undefined;
   }
 
   /** Decodes on the libuv pool: the chunks of a group and of readahead decode in parallel, on the other core. */
@@ -475,21 +608,32 @@ export class BlobCache {
    * page-aligned (padded with zeros to 4 KiB) while direct writes are possible.
    */
   private chunkBuffer(size: number): Buffer {
+    if (size < SMALL_CHUNK) return Buffer.allocUnsafe(size);
     const slot = this.opts.arena?.take(size);
     if (slot) return slot;
     return this.directFd >= 0 ? native.alignedBuffer(size).subarray(0, size) : Buffer.allocUnsafe(size);
   }
 
-  private verify(chunk: ChunkInfo, plain: Buffer): boolean {
-    if (chunk.flags & ChunkFlag.HAS_CRC32) return crc32c(plain) === chunk.crc32;
-    if (chunk.digest.length !== 32) return true;
-    return digest(this.opts.digester, plain).equals(chunk.digest);
+  /** Why `plain` is not the chunk's content (expected and actual digest), or undefined when it is (or nothing can tell). */
+  private mismatch(chunk: ChunkInfo, plain: Buffer): string | undefined {
+    if (chunk.flags & ChunkFlag.HAS_CRC32) {
+      const got = crc32c(plain) >>> 0;
+      const want = chunk.crc32 >>> 0;
+      return got === want ? undefined : `crc32c ${want.toString(16).padStart(8, '0')} expected, ${got.toString(16).padStart(8, '0')} computed`;
+    }
+    if (chunk.digest.length !== 32) return undefined;
+    const got = digest(this.opts.digester, plain);
+    return got.equals(chunk.digest) ? undefined : `${Digester[this.opts.digester].toLowerCase()} ${chunk.digest.toString('hex')} expected, ${got.toString('hex')} computed`;
   }
 
   /** Writes a fetched chunk into the cache file: as the blob stores it in raw mode, else decoded. */
   private async persist(chunk: ChunkInfo, bytes: Buffer): Promise<void> {
     const key = this.key(chunk);
     if (this.closing || (this.isReady(key) && !this.damaged.delete(key))) return;
+    if (performance.now() < this.writesPausedUntil) {
+      this.stats.cacheWritesSkipped++;
+      return;
+    }
     if (this.raw) {
       await this.writeBuffered(chunk.compressedOffset, bytes);
     } else {
@@ -497,6 +641,7 @@ export class BlobCache {
       if (block) await this.writeDirect(chunk.uncompressedOffset, block);
       else await this.writeBuffered(chunk.uncompressedOffset, bytes);
     }
+    this.writeSucceeded();
     this.chunksDone(key);
   }
 
@@ -590,7 +735,7 @@ export class BlobCache {
     this.forget(key);
     this.opts.arena?.hold(plain);
     this.recent.set(key, plain);
-    this.recentBytes += plain.length;
+    this.recentBytes += footprint(plain);
     for (const k of this.recent.keys()) {
       if (this.recentBytes <= limit) break;
       this.forget(k);
@@ -601,7 +746,7 @@ export class BlobCache {
     const b = this.recent.get(key);
     if (!b) return;
     this.recent.delete(key);
-    this.recentBytes -= b.length;
+    this.recentBytes -= footprint(b);
     this.opts.arena?.release(b);
   }
 
@@ -611,10 +756,22 @@ export class BlobCache {
         await this.untilQuiet();
         const batch = this.durableQueue;
         this.durableQueue = [];
-        await fdatasync(this.dataFd);
+        try {
+          await fdatasync(this.dataFd);
+        } catch (err) {
+          // the data may not be on the disk: these chunks are not ready (a read fetches them again)
+          for (const i of batch) this.written.delete(i);
+          this.writeFailed(err as Error);
+          continue;
+        }
         if (this.closed) return;
-        if (this.map) this.map.markReady(batch);
-        else for (const i of batch) this.memoryReady.add(i);
+        try {
+          if (this.map) this.map.markReady(batch);
+          else for (const i of batch) this.memoryReady.add(i);
+        } catch (err) {
+          // the data is durable and the bits are set in memory; only a successor misses them
+          this.writeFailed(err as Error);
+        }
         for (const i of batch) this.written.delete(i);
       }
     } finally {

@@ -8,6 +8,7 @@ import { parseBlobMetaFile } from '../blob/meta-file.js';
 import { decompress } from '../compress.js';
 import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
 import { readWithTimeout, type BlobBackend } from './backend.js';
+import { readInputFile } from '../input-file.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -90,7 +91,9 @@ function mustMatch(
 function readIfValid(file: string, blob: BlobInfo): CiEntry[] | undefined {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    // a FIFO or device planted in work_dir is refused, not read (it would block or never end); a valid file
+    // is exactly the padded table and its header, so anything longer is not read either
+    buf = readInputFile(file, 'cached blob meta', Math.ceil(blob.ciUncompressedSize / 4096) * 4096 + META_HEADER_SIZE);
   } catch {
     return undefined;
   }

@@ -127,8 +127,14 @@ export class ChunkMap {
       this.readyCount++;
       dirty.add(i >>> 3);
     }
-    for (const byteIndex of dirty) {
-      fs.writeSync(this.fd, this.bits, byteIndex, 1, CHUNK_MAP_HEADER_SIZE + byteIndex);
+    // one write per run of neighbouring dirty bytes: a layer of tiny files marks thousands of chunks at once
+    const sorted = [...dirty].sort((a, b) => a - b);
+    for (let k = 0; k < sorted.length; ) {
+      let end = k + 1;
+      while (end < sorted.length && sorted[end] === sorted[end - 1]! + 1) end++;
+      const first = sorted[k]!;
+      fs.writeSync(this.fd, this.bits, first, end - k, CHUNK_MAP_HEADER_SIZE + first);
+      k = end;
     }
     if (dirty.size > 0 && this.allReady()) fs.fdatasyncSync(this.fd);
   }

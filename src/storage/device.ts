@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
 import { BackendError, MeteredBackend } from './backend.js';
-import { BlobCache, type BlobCacheOptions, type ChunkSlice } from './blob-cache.js';
+import { BlobCache, emptyCacheStats, type BlobCacheOptions, type BlobCacheStats, type ChunkSlice } from './blob-cache.js';
 import { ChunkArena, type ChunkLease } from './chunk-arena.js';
 import { BlobMeta } from './blob-meta.js';
 
@@ -70,19 +70,10 @@ export class BlobDevice {
   /**
    * Reads slices of chunks, possibly of several blobs. For v6 the chunk's location comes from the blob's
    * CI table; `along` are chunks worth fetching in the same backend round trip (the rest of the file).
-   * Without a `lease` the bytes are copies, never views of recycled memory.
+   * Without a `lease` the bytes are copies, never views of recycled memory. A failure's cause is logged by whoever
+   * turns it into the reader's EIO (the FUSE dispatcher).
    */
   async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
-    try {
-      return await this.readSlices(slices, along, lease);
-    } catch (err) {
-      // the reader only sees EIO: the reason has to be in the log
-      this.opts.log?.('warn', `read failed: ${(err as Error).message}`);
-      throw err;
-    }
-  }
-
-  private async readSlices(slices: ChunkSlice[], along: ChunkInfo[], lease: ChunkLease | undefined): Promise<Buffer[]> {
     const byBlob = new Map<number, number[]>();
     slices.forEach((s, i) => {
       const list = byBlob.get(s.chunk.blobIndex);
@@ -140,8 +131,8 @@ export class BlobDevice {
   }
 
   /** Sum of the per-blob counters, for tests and metrics. */
-  async stats(): Promise<{ backendReads: number; backendBytes: number; cacheHits: number; chunksFetched: number }> {
-    const total = { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0 };
+  async stats(): Promise<BlobCacheStats> {
+    const total = emptyCacheStats();
     for (const p of this.opened.values()) {
       const b = await p.catch(() => undefined);
       if (!b) continue;

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
 import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import { mountAt, readMounts } from '../../src/fuse/mountinfo.js';
 
 export const NYDUSD = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusd.cjs');
 
@@ -40,10 +41,7 @@ export function md5(data: Buffer): string {
 }
 
 export function isMounted(mountpoint: string): boolean {
-  const esc = mountpoint.replace(/\\/g, '\\134').replace(/ /g, '\\040');
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === esc);
+  return mountAt(mountpoint) !== undefined;
 }
 
 export interface ConfigOptions {
@@ -228,7 +226,7 @@ export function sleep(ms: number): Promise<void> {
 
 export function removeDir(dir: string): void {
   // a forgotten mount below `dir` must never make rm recurse into a live filesystem
-  if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir}/`)) {
+  if (readMounts().some((m) => m.mountPoint.startsWith(`${dir}/`))) {
     throw new Error(`refusing to remove ${dir}: something is still mounted below it`);
   }
   rmSync(dir, { recursive: true, force: true });

@@ -80,3 +80,61 @@ test('invalid documents are rejected with the reason', () => {
     assert.throws(() => parseConfig(text), (e: unknown) => e instanceof ConfigError && re.test(e.message), text);
   }
 });
+
+const v1With = (extra: Record<string, unknown>, backend: Record<string, unknown> = { dir: '/blobs' }, cache: Record<string, unknown> = {}, type = 'localfs') =>
+  JSON.stringify({
+    device: { backend: { type, config: backend }, cache: { type: 'blobcache', config: { work_dir: '/cache' }, ...cache } },
+    mode: 'direct',
+    ...extra,
+  });
+
+test('durations longer than a timer can wait are clamped with a warning; negative ones are refused', () => {
+  const warnings: string[] = [];
+  const c = parseConfig(v1With({}, { dir: '/blobs', timeout: 3_000_000 }), (m) => warnings.push(m));
+  assert.equal((c.backend!.localfs as { timeout: number }).timeout, 2147483);
+  assert.deepEqual(warnings, ['backend.localfs.timeout: 3000000 s is longer than the longest timer (2147483 s); using 2147483 s']);
+  // the limit itself is kept as it is, silently
+  const quiet: string[] = [];
+  parseConfig(v1With({}, { dir: '/blobs', timeout: 2147483 }), (m) => quiet.push(m));
+  assert.deepEqual(quiet, []);
+  assert.throws(() => parseConfig(v1With({}, { dir: '/blobs', timeout: -1 })), /backend\.localfs\.timeout: a duration in seconds must be >= 0, got -1/);
+  const reg = { host: 'r.example', repo: 'a/b', timeout: 5, connect_timeout: 1e12, proxy: { url: 'http://127.0.0.1:1', check_interval: -5 } };
+  assert.throws(() => parseConfig(v1With({}, reg, {}, 'registry')), /proxy\.check_interval: a duration in seconds must be >= 0, got -5/);
+  const w2: string[] = [];
+  const r = parseConfig(JSON.stringify({ version: 2, backend: { type: 'registry', registry: { ...reg, proxy: { check_pause_elapsed: 9e9 } } } }), (m) => w2.push(m));
+  assert.equal((r.backend!.registry as { connect_timeout: number }).connect_timeout, 2147483);
+  assert.equal(((r.backend!.registry as { proxy: { check_pause_elapsed: number } }).proxy).check_pause_elapsed, 2147483);
+  assert.equal(w2.length, 2, w2.join('\n'));
+  assert.throws(() => parseConfig(v1With({}, { ...reg, timeout: '5' }, {}, 'registry')), /backend\.registry\.timeout: expected a number, got "5"/);
+  assert.throws(() => parseConfig(v1With({}, { ...reg, retry_limit: 1.5 }, {}, 'registry')), /retry_limit: expected an integer in 0\.\.1000, got 1\.5/);
+});
+
+test('amplify_io and batch sizes are checked as integers in range, named as the document names them', () => {
+  assert.throws(() => parseConfig(v1With({ amplify_io: -1 })), /config\.amplify_io: expected an integer in 0\.\.268435456, got -1/);
+  assert.throws(() => parseConfig(v1With({ amplify_io: 2 ** 40 })), /config\.amplify_io: expected an integer in 0\.\.268435456/);
+  assert.throws(() => parseConfig(JSON.stringify({ version: 2, rafs: { batch_size: -1 } })), /rafs\.batch_size: expected an integer in 0\.\.268435456, got -1/);
+  assert.equal(parseConfig(v1With({ amplify_io: 0 })).rafs?.batch_size, 0);
+});
+
+test('a known key in the wrong place is named in a warning (and ignored, as the reference ignores it)', () => {
+  const warnings: string[] = [];
+  const text = JSON.stringify({
+    device: { backend: { type: 'localfs', config: { dir: '/b' } }, cache: { type: 'blobcache', config: { work_dir: '/c', validate: true, compressed: true } }, amplify_io: 1 },
+    mode: 'direct',
+  });
+  const c = parseConfig(text, (m) => warnings.push(m));
+  assert.equal(c.cache?.validate, false);
+  assert.equal(c.cache?.compressed, false);
+  assert.deepEqual(warnings, [
+    'device.cache.config.validate is ignored: "validate" belongs in device.cache',
+    'device.cache.config.compressed is ignored: "compressed" belongs in device.cache',
+    'device.amplify_io is ignored: "amplify_io" belongs in the top level',
+  ]);
+  const w2: string[] = [];
+  parseConfig(JSON.stringify({ version: 2, cache: { type: 'blobcache', filecache: { work_dir: '/c', validate: true } } }), (m) => w2.push(m));
+  assert.deepEqual(w2, ['cache.filecache.validate is ignored: "validate" belongs in cache']);
+  // in the right place: no warning
+  const none: string[] = [];
+  parseConfig(v1With({}, { dir: '/b' }, { validate: true, compressed: true }), (m) => none.push(m));
+  assert.deepEqual(none, []);
+});
