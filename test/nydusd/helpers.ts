@@ -224,6 +224,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Polls `cond` every few milliseconds until it holds: synchronisation on a condition instead of a fixed sleep. The
+ * deadline only guards against a hang (it should be far above the normal wait) and fails with `what`.
+ */
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
 export function removeDir(dir: string): void {
   // a forgotten mount below `dir` must never make rm recurse into a live filesystem
   if (readMounts().some((m) => m.mountPoint.startsWith(`${dir}/`))) {
