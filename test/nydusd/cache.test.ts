@@ -10,8 +10,8 @@ import path from 'node:path';
 import { ChunkFlag } from '../../src/rafs/types.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
-  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, sleep, tempDir,
-  writeConfig, type BuiltImage,
+  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, tempDir,
+  waitFor, waitsOnFuse, writeConfig, type BuiltImage,
 } from './helpers.js';
 
 const CHUNK = 0x10000;
@@ -243,22 +243,19 @@ describe('nydusd blob cache', () => {
     const mapFile = path.join(workDir, `${img.blobId}.blob.data.chunk_map`);
 
     const d = await mountImage(args, mnt);
-    // another process reads the big file a MiB at a time with pauses (chunks are marked ready once the cache is
-    // quiet for a moment); we kill the daemon as soon as some chunks are marked ready, long before the end
-    const paced = `for i in $(seq 0 23); do dd if='${path.join(mnt, 'big.bin')}' of=/dev/null bs=1M skip=$i count=1 status=none || exit 1; sleep 0.2; done`;
-    const reader = spawn('sh', ['-c', paced], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const big = path.join(mnt, 'big.bin');
+    // the first MiB, then (chunks are marked ready once the cache is quiet for a moment) wait until the chunk map
+    // says its chunks are ready
+    run('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'count=1', 'status=none']);
+    const readyNow = () => (existsSync(mapFile) ? readChunkMap(mapFile, blob.chunkCount).readyCount : 0);
+    await waitFor(() => readyNow() >= 8, 30_000, 'the chunks of the first MiB to be marked ready');
+    // then another process reads the rest, and the daemon is killed while that read waits on it
+    const reader = spawn('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'skip=1', 'status=none'], { stdio: 'ignore' });
     const readerDone = new Promise((r) => reader.once('close', r));
-    const deadline = Date.now() + 10_000;
-    let ready = 0;
-    while (Date.now() < deadline) {
-      if (existsSync(mapFile)) ready = readChunkMap(mapFile, blob.chunkCount).readyCount;
-      if (ready >= 8) break;
-      await sleep(2);
-    }
+    await waitFor(() => waitsOnFuse(reader.pid!) || reader.exitCode !== null, 30_000, 'the reader to wait on the daemon');
     d.signal('SIGKILL');
     const r = await d.waitExit(5_000);
     assert.equal(r.signal, 'SIGKILL');
-    assert.ok(ready >= 8, `only ${ready} chunks became ready within 10 s`);
     await d.kill(); // detaches the dead mount
     await readerDone;
     assert.equal(isMounted(mnt), false);

@@ -225,6 +225,18 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * Whether process `pid` sleeps waiting for a FUSE daemon's answer: the kernel function it waits in
+ * (/proc/<pid>/wchan) is FUSE's request_wait_answer. False once the process is gone.
+ */
+export function waitsOnFuse(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() === 'request_wait_answer';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Polls `cond` every few milliseconds until it holds: synchronisation on a condition instead of a fixed sleep. The
  * deadline only guards against a hang (it should be far above the normal wait) and fails with `what`.
  */

@@ -6,14 +6,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
-import { cleanupDaemons, mountImage, removeDir, requireEnv, sleep, tempDir, writeConfig } from './helpers.js';
+import { cleanupDaemons, mountImage, removeDir, requireEnv, sleep, tempDir, waitsOnFuse, writeConfig } from './helpers.js';
 
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
-/** the kernel function a process sleeps in while its FUSE request waits for the daemon's answer */
-const FUSE_WAIT = 'request_wait_answer';
 
 interface StatRun {
   pid: number;
@@ -36,14 +33,6 @@ function startStat(file: string): StatRun {
   return run;
 }
 
-function wchan(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/wchan`, 'utf8').trim();
-  } catch {
-    return ''; // already gone
-  }
-}
-
 /**
  * Polls until the stat has exited or sleeps waiting for the FUSE daemon. The deadline only guards against a hang
  * of something else: either outcome normally shows within milliseconds.
@@ -52,8 +41,8 @@ async function exitedOrWaitingOnDaemon(s: StatRun, what: string): Promise<'exite
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (s.done) return 'exited';
-    if (wchan(s.pid) === FUSE_WAIT) return 'waiting on the daemon';
-    if (Date.now() > deadline) throw new Error(`${what}: neither exited nor waited on the daemon within 30 s (wchan ${wchan(s.pid)})`);
+    if (waitsOnFuse(s.pid)) return 'waiting on the daemon';
+    if (Date.now() > deadline) throw new Error(`${what}: neither exited nor waited on the daemon within 30 s`);
     await sleep(5);
   }
 }
