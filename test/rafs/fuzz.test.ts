@@ -115,6 +115,18 @@ function checkOutcome(fn: () => void, label: string): 'ok' | 'error' {
   }
 }
 
+/** What a successfully parsed blob-meta file promises its users: every declared entry, each a real chunk, in order. */
+function checkMeta(m: ReturnType<typeof parseBlobMetaFile>): void {
+  assert.equal(m.entries.length, m.header.ciEntries, 'entry count');
+  let end = 0;
+  m.entries.forEach((e, i) => {
+    assert.ok(e.uncompressedSize > 0 && e.uncompressedSize <= 0x100_0000, `ci entry ${i}: uncompressed size ${e.uncompressedSize}`);
+    assert.ok(Number.isSafeInteger(e.compressedOffset) && Number.isSafeInteger(e.uncompressedOffset), `ci entry ${i}: offsets`);
+    assert.ok(e.uncompressedOffset >= end, `ci entry ${i}: uncompressed range overlaps the previous entry`);
+    end = e.uncompressedOffset + e.uncompressedSize;
+  });
+}
+
 const OLD = 'nydus-at-5be153feb0c08571e88934e9020c208d85aefeb0';
 const toc = readFileSync(texture('toc', '2fa78cad554b75ac91a4a125ed148d0ddeb25efa4aaa8bd80e5dc292690a4dca'));
 const bootstraps: [string, Buffer, number][] = [
@@ -147,7 +159,7 @@ test('fuzz: corrupted blob-meta file and toc blob', () => {
     const at = region < 0.4 ? Math.floor(rnd() * 163 * 24) : region < 0.7 ? 3912 + Math.floor(rnd() * 840) : meta.length - 4096 + Math.floor(rnd() * 64);
     if (rnd() < 0.5) b[at] = Math.floor(rnd() * 256);
     else b.writeUInt32LE(EXTREMES[Math.floor(rnd() * EXTREMES.length)], Math.min(at & ~3, b.length - 4));
-    tally[checkOutcome(() => parseBlobMetaFile(rnd() < 0.05 ? b.subarray(0, Math.floor(b.length * rnd())) : b), `meta case ${i}`)]++;
+    tally[checkOutcome(() => checkMeta(parseBlobMetaFile(rnd() < 0.05 ? b.subarray(0, Math.floor(b.length * rnd())) : b)), `meta case ${i}`)]++;
   }
   for (let i = 0; i < 300; i++) {
     const b = mutate(toc, rnd, toc.length);
