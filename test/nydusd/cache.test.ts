@@ -197,6 +197,8 @@ describe('nydusd blob cache', () => {
       assert.equal(m.backend.errors, 0);
       assert.equal(m.cache.chunksFetched, chunks.length, 'every corrupted chunk comes from the backend again');
       assert.equal((await d.stop()).code, 0);
+      // issue 8 item 7: each repair is logged, in both layouts
+      for (const c of chunks.slice(0, 8)) assert.match(d.stderr, new RegExp(`WARN blob cache \\S+: chunk ${c.index} unusable \\(.*\\); fetching it again`));
       // and the good bytes replaced the bad ones
       checkReadyChunks(img, workDir, compressed);
     });
