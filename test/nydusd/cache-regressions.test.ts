@@ -154,6 +154,25 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     });
   }
 
+  // FAILS on 823200c: BlobCache.mismatch() writes the Digester enum's number ("0 <hex> expected") instead of its name
+  it('item 1: the validation log line names the digest algorithm of a v6 chunk (blake3), not its enum number', async () => {
+    const img = images.v6!;
+    const dir = path.join(work, 'flip-name');
+    const blobDir = path.join(dir, 'blobs');
+    const mnt = path.join(dir, 'mnt');
+    mkdirSync(blobDir, { recursive: true });
+    const blob = readFileSync(path.join(img.blobDir, img.blobId));
+    const chunk = fileChunks(loadImageFile(img.bootstrap), 'three.bin')[0]!;
+    blob[chunk.compressedOffset + 1000]! ^= 0x01;
+    writeFileSync(path.join(blobDir, img.blobId), blob);
+    const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir, workDir: path.join(dir, 'cache'), amplifyIo: 0, cacheValidate: true });
+    const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
+    assert.equal(readAt(path.join(mnt, 'three.bin'), 0, 4096), 'EIO');
+    const line = await untilLogged(d, (l) => l.includes(`chunk ${chunk.index} `) && l.includes('fails validation'));
+    assert.equal((await d.stop()).code, 0);
+    assert.match(line, /fails validation: (crc32c [0-9a-f]{8}|blake3 [0-9a-f]{64}) expected, [0-9a-f]+ computed/);
+  });
+
   it('item 6: a .blob.data cut short under the running daemon is fetched again with a WARN, never EIO', async () => {
     const img = images.big!;
     const dir = path.join(work, 'shrunk');
