@@ -110,7 +110,7 @@ describe('nydusd on full and failing cache disks', () => {
     removeDir(work);
   });
 
-  it('item 5: a tmpfs filling up under a cold read of a larger blob: right bytes, one WARN, counted, bounded backend traffic; freed, the cache resumes', async () => {
+  it('item 5: a tmpfs filling up under a cold read of a larger blob: right bytes, one WARN, counted, bounded backend traffic; freed, the cache resumes', { timeout: 120_000 }, async () => {
     const img = images.big!;
     const dir = path.join(work, 'filling');
     const disk = path.join(dir, 'tmpfs');
