@@ -207,7 +207,7 @@ describe('nydusd with backend faults at the chunk level', () => {
           // the flipped chunk is named in a WARN: by validation, or by the codec when decoding caught it first
           // (the whole log is in once the daemon has exited)
           if (flip) {
-            assert.match(d.stderr, new RegExp(`WARN (blob ${img.blobId} chunk ${flip.chunk.index} .*fails validation|read failed: chunk ${flip.chunk.index} of blob ${img.blobId}: )`));
+            assert.match(d.stderr, new RegExp(`WARN (blob ${img.blobId} chunk ${flip.chunk.index} .*fails validation|READ on node \\d+: EIO \\(chunk ${flip.chunk.index} of blob ${img.blobId}: )`));
           }
           // short and failing reads are logged as backend failures
           assert.match(d.stderr, new RegExp(`WARN backend localfs: read blob ${img.blobId} offset \\d+ length \\d+ failed: .*EIO`));
