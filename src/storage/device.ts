@@ -50,7 +50,7 @@ export class BlobDevice {
         const blob = this.blobs[blobIndex];
         if (!blob) throw new BackendError(`chunk refers to blob index ${blobIndex}, but the image has ${this.blobs.length} blobs`, '');
         const meta = this.opts.useBlobMeta
-          ? await BlobMeta.open(blob, this.opts.workDir, this.opts.backend, this.opts.timeoutSec)
+          ? await BlobMeta.open(blob, this.opts.workDir, this.opts.backend, this.opts.timeoutSec, this.opts.log)
           : undefined;
         const cache = new BlobCache(blob, this.opts, meta ? (i) => meta.chunk(i) : undefined);
         return { cache, meta };

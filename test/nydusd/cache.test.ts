@@ -197,6 +197,11 @@ describe('nydusd blob cache', () => {
       assert.equal(m.backend.errors, 0);
       assert.equal(m.cache.chunksFetched, chunks.length, 'every corrupted chunk comes from the backend again');
       assert.equal((await d.stop()).code, 0);
+      // issue 8 item 7: repairs are logged in both layouts, the first 8 of a blob by chunk, the rest only counted
+      const named = [...d.stderr.matchAll(/WARN blob cache \S+: chunk (\d+) unusable \(.*\); fetching it again/g)].map((r) => Number(r[1]));
+      assert.equal(named.length, Math.min(chunks.length, 8), d.stderr);
+      for (const i of named) assert.ok(chunks.some((c) => c.index === i), `chunk ${i} was not corrupted`);
+      assert.equal(new Set(named).size, named.length, 'each repair named once');
       // and the good bytes replaced the bad ones
       checkReadyChunks(img, workDir, compressed);
     });
