@@ -1,10 +1,11 @@
 // OCI layer tar (or tar.gz) -> builder tree (spec §5.2). The tar is parsed header by header with
 // positioned reads, so a multi-GiB layer costs one 512-byte buffer; file contents stay in the tar and
 // are referenced as byte ranges. Gzip'ed layers are first inflated to a temporary file.
-import { closeSync, createReadStream, createWriteStream, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, mkdtempSync, readSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { openInputFile, readInputRange } from '../input-file.js';
 import { createGunzip } from 'node:zlib';
 import type { TreeInode, TreeNode } from './tree.js';
 import { isDir, isReg } from './tree.js';
@@ -45,20 +46,24 @@ export function devMinor(rdev: number): number {
 }
 
 export async function isGzipFile(file: string): Promise<boolean> {
-  const fd = openSync(file, 'r');
+  const input = openInputFile(file, 'tar source');
   try {
-    const b = Buffer.alloc(3);
-    const n = readSync(fd, b, 0, 3, 0);
-    return n === 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08;
+    const b = readInputRange(input, 0, Math.min(3, input.size), 'tar source');
+    return b.length === 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08;
   } finally {
-    closeSync(fd);
+    closeSync(input.fd);
   }
 }
 
-/** Inflates a (possibly multi-member) gzip file into `dest`. */
+/** Inflates a (possibly multi-member) gzip file into `dest`, as far as `src` was long when opened. */
 export async function gunzipTo(src: string, dest: string): Promise<void> {
+  const input = openInputFile(src, 'tar source');
+  if (input.size === 0) {
+    closeSync(input.fd);
+    throw new Error(`corrupt gzip input ${src}: empty file`);
+  }
   try {
-    await pipeline(createReadStream(src), createGunzip(), createWriteStream(dest));
+    await pipeline(createReadStream('', { fd: input.fd, start: 0, end: input.size - 1 }), createGunzip(), createWriteStream(dest));
   } catch (e) {
     throw new Error(`corrupt gzip input ${src}: ${(e as Error).message}`);
   }
@@ -73,11 +78,7 @@ export interface TarSourceOptions {
 export async function treeFromTarFile(file: string, opts: TarSourceOptions = {}): Promise<TarTree> {
   let tarPath = file;
   let tmp: string | undefined;
-  try {
-    closeSync(openSync(file, 'r'));
-  } catch (e) {
-    throw new Error(`cannot open tar source ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  closeSync(openInputFile(file, 'tar source').fd);
   if (await isGzipFile(file)) {
     tmp = mkdtempSync(path.join(opts.tempDir ?? os.tmpdir(), 'nydus-tar-'));
     tarPath = path.join(tmp, 'layer.tar');
@@ -138,9 +139,9 @@ export interface TarEntry {
  * real entry (PAX/GNU meta entries are folded into the entry they describe).
  */
 export function readTarEntries(tarPath: string, label: string, onEntry: (e: TarEntry) => void): void {
-  const fd = openSync(tarPath, 'r');
+  // the size at open bounds the parse: a tar still being appended to ends where it was
+  const { fd, size: fileSize } = openInputFile(tarPath, 'tar source');
   try {
-    const fileSize = fstatSync(fd).size;
     const hdr = Buffer.alloc(BLOCK);
     let off = 0;
     let pax = freshPax();

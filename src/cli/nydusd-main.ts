@@ -3,7 +3,7 @@
 import { parseArgs, UsageError, USAGE } from '../service/args.js';
 import { FuseDaemon } from '../service/daemon.js';
 import { Logger } from '../service/logger.js';
-import { versionText } from '../service/version.js';
+import { buildInfo, versionText } from '../service/version.js';
 
 
 async function main(): Promise<number> {
@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   try {
     log = new Logger(args.logLevel, args.logFile);
   } catch (err) {
-    process.stderr.write(`Error: cannot open log file: ${(err as Error).message}\n`);
+    process.stderr.write(`Error: ${(err as Error).message}\n`);
     return 1;
   }
   process.on('SIGPIPE', () => undefined);
@@ -59,6 +59,9 @@ async function main(): Promise<number> {
       (err) => log.warn(`metrics: ${(err as Error).message}`),
     );
   });
+  // as the reference does at start; logged once the signal handlers are in place, so from here on SIGTERM is ours
+  const b = buildInfo();
+  log.info(`Program Version: ${b.package_ver}, Git Commit: ${b.git_commit}, Build Time: ${b.build_time}, Profile: ${b.profile}, Rustc Version: ${b.rustc}`);
   try {
     await daemon.start();
   } catch (err) {

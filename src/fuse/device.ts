@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { native } from '../native/index.js';
+import { mountAt } from './mountinfo.js';
 
 /** mount(2) flags (linux/mount.h) */
 export const MS_RDONLY = 1;
@@ -132,16 +133,9 @@ export function usersMayAllowOther(conf = '/etc/fuse.conf'): boolean {
  * itself: from the thread that serves it, that waits for a reply only this thread could send.
  */
 export function deviceNumbers(mountpoint: string): { major: number; minor: number } {
-  const escaped = mountpoint.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  let found: { major: number; minor: number } | undefined;
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = line.split(' ');
-    if (f[4] !== escaped) continue;
-    const [major, minor] = f[2]!.split(':').map(Number);
-    found = { major: major!, minor: minor! }; // the last one is the mount on top
-  }
-  if (!found) throw new Error(`${mountpoint} is not a mountpoint`);
-  return found;
+  const m = mountAt(mountpoint);
+  if (!m) throw new Error(`${mountpoint} is not a mountpoint`);
+  return { major: m.major, minor: m.minor };
 }
 
 /** The fusectl connection id of a FUSE mount (`major << 20 | minor`, the kernel's dev_t). */

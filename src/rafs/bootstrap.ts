@@ -1,11 +1,11 @@
 // Opens a bootstrap of either RAFS version, or the bootstrap inlined in a data blob.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { RafsError, type Bootstrap } from './types.js';
 import { V5Bootstrap, V5_MAGIC } from './v5.js';
 import { V6Bootstrap, EROFS_MAGIC } from './v6.js';
 import type { OpenOptions } from './common.js';
 import { extractBootstrap } from '../blob/inline.js';
+import { readInputFile } from '../input-file.js';
 
 export type { OpenOptions } from './common.js';
 
@@ -24,10 +24,11 @@ export function openBootstrap(data: Buffer, opts?: OpenOptions): Bootstrap {
 
 /**
  * Loads a bootstrap file. A data blob with an inlined bootstrap is accepted too, as nydusd does: its
- * bootstrap is extracted and blob ids are then taken from the file name.
+ * bootstrap is extracted and blob ids are then taken from the file name. Only a regular file is read, and only
+ * as far as it was long when opened (input-file.ts).
  */
 export function loadBootstrap(file: string): Bootstrap {
-  const data = readFileSync(file);
+  const data = readInputFile(file, 'bootstrap');
   const fileName = path.basename(file);
   if (detectVersion(data) !== undefined) return openBootstrap(data, { fileName });
   let inner: Buffer;

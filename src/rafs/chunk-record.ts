@@ -1,5 +1,5 @@
 // The 80-byte chunk record (spec 1.5): inline after v5 file inodes, and the v6 chunk table entries.
-import { RafsError, type ChunkInfo } from './types.js';
+import { RafsError, type BlobInfo, type ChunkInfo } from './types.js';
 import { need, u64 } from './le.js';
 
 export const CHUNK_RECORD_SIZE = 80;
@@ -39,4 +39,18 @@ export function encodeChunkRecord(c: ChunkInfo, out: Buffer, off: number): void 
   out.writeBigUInt64LE(BigInt(c.fileOffset), off + 64);
   out.writeUInt32LE(c.index, off + 72);
   out.writeUInt32LE(c.crc32 >>> 0, off + 76);
+}
+
+/**
+ * A chunk's ranges must lie inside its blob wherever the blob table records the blob's sizes (0 = not recorded, as
+ * in v5 images without the extended blob table): the storage layer reads and caches exactly these ranges.
+ */
+export function checkChunkInBlob(c: ChunkInfo, blob: BlobInfo, what: string): void {
+  if (blob.chunkCount > 0 && c.index >= blob.chunkCount) throw new RafsError(`${what}: index ${c.index} beyond the ${blob.chunkCount} chunks of blob ${blob.index}`);
+  if (blob.compressedSize > 0 && c.compressedOffset + c.compressedSize > blob.compressedSize) {
+    throw new RafsError(`${what}: compressed range ${c.compressedOffset}+${c.compressedSize} beyond the ${blob.compressedSize} bytes of blob ${blob.index}`);
+  }
+  if (blob.uncompressedSize > 0 && c.uncompressedOffset + c.uncompressedSize > blob.uncompressedSize) {
+    throw new RafsError(`${what}: uncompressed range ${c.uncompressedOffset}+${c.uncompressedSize} beyond the ${blob.uncompressedSize} bytes of blob ${blob.index}`);
+  }
 }

@@ -3,7 +3,7 @@ import { RafsError, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry
 import { u64, u64big, need } from './le.js';
 import { checkMode, decodeSuperFlags, isDir, isLnk, isReg, substituteBlobIds, SmallCache, S_IFMT, type OpenOptions } from './common.js';
 import { checkFeatures } from '../blob/meta.js';
-import { parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
+import { checkChunkInBlob, parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
 
 export const V5_MAGIC = 0x52414653;
 export const V5_VERSION = 0x500;
@@ -273,7 +273,9 @@ export class V5Bootstrap implements Bootstrap {
 
   parentOf(dirIno: number): number {
     const r = this.record(dirIno);
-    return dirIno === 1 ? 1 : r.parent;
+    if (dirIno === 1) return 1;
+    if (!isDir(this.record(r.parent).mode)) throw new RafsError(`v5 inode ${dirIno}: i_parent ${r.parent} is not a directory`);
+    return r.parent;
   }
 
   readlink(ino: number): Buffer {
@@ -312,6 +314,7 @@ export class V5Bootstrap implements Bootstrap {
       const what = `v5 inode ${ino} chunk ${i}`;
       const c = parseChunkRecord(this.buf, r.chunksOff + i * CHUNK_RECORD_SIZE, what);
       if (c.blobIndex >= this.blobs.length) throw new RafsError(`${what}: blob_index ${c.blobIndex} beyond ${this.blobs.length} blobs`);
+      checkChunkInBlob(c, this.blobs[c.blobIndex]!, what);
       if (c.uncompressedSize > this.superblock.chunkSize) throw new RafsError(`${what}: uncompressed_size ${c.uncompressedSize} exceeds the chunk size`);
       if (!hole) c.fileOffset = i * this.superblock.chunkSize;
       if (c.fileOffset + c.uncompressedSize > r.size) throw new RafsError(`${what}: file range ${c.fileOffset}+${c.uncompressedSize} beyond i_size ${r.size}`);

@@ -3,7 +3,7 @@ import { RafsError, BlobFeature, SuperFlag, type Bootstrap, type BlobInfo, type 
 import { u64, u64big, need } from './le.js';
 import { checkMode, decodeSuperFlags, isDir, isLnk, isReg, substituteBlobIds, SmallCache, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFLNK, type OpenOptions } from './common.js';
 import { checkFeatures, checkCompressor, MAX_CI_ENTRIES } from '../blob/meta.js';
-import { parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
+import { checkChunkInBlob, parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
 
 export const EROFS_MAGIC = 0xe0f5e1e2;
 const SB_OFF = 1024;
@@ -545,6 +545,7 @@ export class V6Bootstrap implements Bootstrap {
         }
         if (c.uncompressedOffset !== uncompressedOffset) throw new RafsError(`${what}: c_blk_addr ${blkaddr} disagrees with the chunk table offset ${c.uncompressedOffset}`);
         if (c.uncompressedSize !== size) throw new RafsError(`${what}: chunk size ${c.uncompressedSize} does not cover file bytes ${fileOffset}+${size}`);
+        checkChunkInBlob(c, this.blobs[blobIndex]!, what);
         out.push({ ...c, fileOffset });
       } else {
         let c: ChunkInfo | undefined;

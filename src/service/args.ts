@@ -2,6 +2,8 @@
 // legacy top-level form with the fuse flags. Values come as separate words (`--flag value`, as the
 // snapshotter passes them) or joined (`--flag=value`). Argument errors exit with status 2.
 
+import path from 'node:path';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
 export type FailoverPolicy = 'none' | 'resend' | 'flush';
 
@@ -46,6 +48,8 @@ interface FlagSpec {
   names: string[];
   scope: Scope;
   takesValue: boolean;
+  /** how the value is named in messages (`<dir>`), as in USAGE */
+  valueName?: string;
   apply(a: DaemonArgs, v: string): void;
 }
 
@@ -63,30 +67,37 @@ const LEVELS: Record<string, LogLevel> = {
 };
 
 const FLAGS: FlagSpec[] = [
-  { names: ['--apisock', '-A'], scope: 'global', takesValue: true, apply: (a, v) => (a.apisock = v) },
-  { names: ['--config', '-C'], scope: 'global', takesValue: true, apply: (a, v) => (a.config = v) },
-  { names: ['--id'], scope: 'global', takesValue: true, apply: (a, v) => (a.id = v) },
-  { names: ['--supervisor'], scope: 'global', takesValue: true, apply: (a, v) => (a.supervisor = v) },
+  { names: ['--apisock', '-A'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.apisock = v) },
+  { names: ['--config', '-C'], scope: 'global', takesValue: true, valueName: '<file>', apply: (a, v) => (a.config = v) },
+  { names: ['--id'], scope: 'global', takesValue: true, valueName: '<id>', apply: (a, v) => (a.id = v) },
+  { names: ['--supervisor'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.supervisor = v) },
   { names: ['--upgrade'], scope: 'global', takesValue: false, apply: (a) => (a.upgrade = true) },
   {
-    names: ['--log-level', '-l'], scope: 'global', takesValue: true,
+    names: ['--log-level', '-l'], scope: 'global', takesValue: true, valueName: '<level>',
     apply: (a, v) => {
       const l = LEVELS[v];
       if (!l) throw new UsageError(`invalid value '${v}' for '--log-level': expected one of trace, debug, info, warn, error`);
       a.logLevel = l;
     },
   },
-  { names: ['--log-file', '-L'], scope: 'global', takesValue: true, apply: (a, v) => (a.logFile = v) },
-  { names: ['--log-rotation-size'], scope: 'global', takesValue: true, apply: (a, v) => (a.logRotationSize = int('--log-rotation-size', v, 0, 2 ** 31)) },
-  { names: ['--rlimit-nofile'], scope: 'global', takesValue: true, apply: (a, v) => (a.rlimitNofile = int('--rlimit-nofile', v, 0, 2 ** 31)) },
-  { names: ['--mountpoint', '-M'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.mountpoint = v) },
-  { names: ['--bootstrap', '-B'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.bootstrap = v) },
-  { names: ['--localfs-dir', '-D'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.localfsDir = v) },
-  { names: ['--shared-dir', '-s'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.sharedDir = v) },
-  { names: ['--prefetch-files'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.prefetchFiles = v) },
-  { names: ['--virtual-mountpoint', '-m'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.virtualMountpoint = v) },
+  { names: ['--log-file', '-L'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.logFile = v) },
+  { names: ['--log-rotation-size'], scope: 'global', takesValue: true, valueName: '<MiB>', apply: (a, v) => (a.logRotationSize = int('--log-rotation-size', v, 0, 2 ** 31)) },
+  { names: ['--rlimit-nofile'], scope: 'global', takesValue: true, valueName: '<n>', apply: (a, v) => (a.rlimitNofile = int('--rlimit-nofile', v, 0, 2 ** 31)) },
+  { names: ['--mountpoint', '-M'], scope: 'fuse', takesValue: true, valueName: '<dir>', apply: (a, v) => (a.mountpoint = v) },
+  { names: ['--bootstrap', '-B'], scope: 'fuse', takesValue: true, valueName: '<file>', apply: (a, v) => (a.bootstrap = v) },
+  { names: ['--localfs-dir', '-D'], scope: 'fuse', takesValue: true, valueName: '<dir>', apply: (a, v) => (a.localfsDir = v) },
+  { names: ['--shared-dir', '-s'], scope: 'fuse', takesValue: true, valueName: '<dir>', apply: (a, v) => (a.sharedDir = v) },
+  { names: ['--prefetch-files'], scope: 'fuse', takesValue: true, valueName: '<file>', apply: (a, v) => (a.prefetchFiles = v) },
   {
-    names: ['--failover-policy'], scope: 'fuse', takesValue: true,
+    names: ['--virtual-mountpoint', '-m'], scope: 'fuse', takesValue: true, valueName: '<path>',
+    apply: (a, v) => {
+      // the path inside the FUSE mount where the image is attached
+      if (!v.startsWith('/')) throw new UsageError(`invalid value '${v}' for '--virtual-mountpoint': must be an absolute path`);
+      a.virtualMountpoint = path.posix.normalize(v).replace(/(.)\/$/, '$1');
+    },
+  },
+  {
+    names: ['--failover-policy'], scope: 'fuse', takesValue: true, valueName: '<p>',
     apply: (a, v) => {
       if (v !== 'none' && v !== 'resend' && v !== 'flush') {
         throw new UsageError(`invalid value '${v}' for '--failover-policy': expected one of none, resend, flush`);
@@ -94,14 +105,14 @@ const FLAGS: FlagSpec[] = [
       a.failoverPolicy = v;
     },
   },
-  { names: ['--fuse-threads', '--thread-num'], scope: 'fuse', takesValue: true, apply: (a, v) => (a.threads = int('--thread-num', v, 1, 1024)) },
+  { names: ['--thread-num', '--fuse-threads'], scope: 'fuse', takesValue: true, valueName: '<n>', apply: (a, v) => (a.threads = int('--thread-num', v, 1, 1024)) },
   { names: ['--writable'], scope: 'fuse', takesValue: false, apply: (a) => (a.writable = true) },
-  { names: ['--dedup-db'], scope: 'fuse', takesValue: true, apply: (a) => a.ignored.push('--dedup-db') },
+  { names: ['--dedup-db'], scope: 'fuse', takesValue: true, valueName: '<file>', apply: (a) => a.ignored.push('--dedup-db') },
   // nydus-snapshotter passes this with enable_backend_source; the reference has no such flag
-  { names: ['--backend-source'], scope: 'fuse', takesValue: true, apply: (a) => a.ignored.push('--backend-source') },
-  { names: ['--fscache', '-F'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscache = v) },
-  { names: ['--fscache-tag'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscacheTag = v) },
-  { names: ['--fscache-threads'], scope: 'singleton', takesValue: true, apply: (a, v) => (a.fscacheThreads = int('--fscache-threads', v, 1, 1024)) },
+  { names: ['--backend-source'], scope: 'fuse', takesValue: true, valueName: '<source>', apply: (a) => a.ignored.push('--backend-source') },
+  { names: ['--fscache', '-F'], scope: 'singleton', takesValue: true, valueName: '<dir>', apply: (a, v) => (a.fscache = v) },
+  { names: ['--fscache-tag'], scope: 'singleton', takesValue: true, valueName: '<tag>', apply: (a, v) => (a.fscacheTag = v) },
+  { names: ['--fscache-threads'], scope: 'singleton', takesValue: true, valueName: '<n>', apply: (a, v) => (a.fscacheThreads = int('--fscache-threads', v, 1, 1024)) },
 ];
 
 export const USAGE = `Usage: nydusd [fuse|singleton] [OPTIONS]
@@ -141,6 +152,8 @@ export function parseArgs(argv: string[]): DaemonArgs {
   };
   let i = 0;
   let sub: 'fuse' | 'singleton' | undefined;
+  // every flag at most once, as clap has it: a second --mountpoint silently winning hides a mistake
+  const given = new Set<FlagSpec>();
   if (argv[0] === 'fuse' || argv[0] === 'singleton') {
     sub = argv[0];
     a.mode = sub;
@@ -160,6 +173,11 @@ export function parseArgs(argv: string[]): DaemonArgs {
     if (!spec) throw new UsageError(`unexpected argument '${word}'`);
     if (spec.scope === 'singleton' && a.mode !== 'singleton') throw new UsageError(`'${name}' is only valid with the singleton subcommand`);
     if (spec.scope === 'fuse' && a.mode === 'singleton') throw new UsageError(`'${name}' is not valid with the singleton subcommand`);
+    if (given.has(spec)) {
+      const shown = spec.names.find((n) => n.startsWith('--')) ?? spec.names[0]!;
+      throw new UsageError(`the argument '${shown}${spec.valueName ? ` ${spec.valueName}` : ''}' cannot be used multiple times`);
+    }
+    given.add(spec);
     let value = '';
     if (spec.takesValue) {
       if (eq > 0) value = word.slice(eq + 1);

@@ -1,22 +1,24 @@
 // The FUSE daemon's life: load the image, mount, serve, and unmount on SIGTERM/SIGINT. It stays in the
 // foreground as the spawned pid (the snapshotter waits on it and reads /proc/<pid>/stat).
-import fs from 'node:fs';
 import { abortConnection, MNT_DETACH, umount } from '../fuse/device.js';
 import { Session } from '../fuse/session.js';
 import { native } from '../native/index.js';
 import type { DaemonArgs } from './args.js';
 import { localfsDirConfig, parseConfig, type ConfigV2 } from './config.js';
 import type { Logger } from './logger.js';
+import { checkMountpoint } from './mountpoint.js';
+import { checkInputDirectory, openInputFile, readInputFile } from '../input-file.js';
+import { closeSync } from 'node:fs';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
+
+/** The largest configuration file read (a real one is a few KiB). */
+const MAX_CONFIG_BYTES = 4 << 20;
+/** The largest --prefetch-files list read (one path a line; 16 MiB is some 100,000 long paths). */
+const MAX_PREFETCH_LIST_BYTES = 16 << 20;
 
 /** Reads the --prefetch-files list: one absolute path per line, blanks ignored. */
 export function readPrefetchList(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new Error('the prefetch-files arg is not a file path');
-  }
+  const text = readInputFile(file, 'prefetch file list', MAX_PREFETCH_LIST_BYTES).toString('utf8');
   const paths = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
   const bad = paths.find((p) => !p.startsWith('/'));
   if (bad) throw new Error(`invalid prefetch file list: "${bad}" is not an absolute path`);
@@ -24,14 +26,12 @@ export function readPrefetchList(file: string): string[] {
 }
 
 function loadConfig(args: DaemonArgs, log: Logger): ConfigV2 {
-  if (args.localfsDir) return localfsDirConfig(args.localfsDir);
-  if (!args.config) throw new Error('both --config and --localfs-dir are missing');
-  let text: string;
-  try {
-    text = fs.readFileSync(args.config, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read configuration file ${args.config}: ${(err as Error).message}`);
+  if (args.localfsDir) {
+    checkInputDirectory(args.localfsDir, 'localfs directory');
+    return localfsDirConfig(args.localfsDir);
   }
+  if (!args.config) throw new Error('both --config and --localfs-dir are missing');
+  const text = readInputFile(args.config, 'configuration file', MAX_CONFIG_BYTES).toString('utf8');
   return parseConfig(text, (m) => log.warn(`configuration ${args.config}: ${m}`));
 }
 
@@ -56,14 +56,11 @@ export class FuseDaemon {
   private async mountInitial(): Promise<void> {
     const a = this.args;
     if (!a.mountpoint) throw new Error('the --mountpoint argument is required in FUSE mode');
-    let mountpoint: string;
-    try {
-      mountpoint = fs.realpathSync(a.mountpoint);
-    } catch {
-      throw new Error(`mountpoint ${a.mountpoint} does not exist`);
+    const mountpoint = checkMountpoint(a.mountpoint);
+    // the path inside the FUSE mount where the image is attached: only the root until the shared mode exists
+    if (a.virtualMountpoint !== '/') {
+      throw new Error(`--virtual-mountpoint ${a.virtualMountpoint}: attaching an image below the mount root needs the shared mode (the API), not supported yet; use /`);
     }
-    if (!fs.statSync(mountpoint).isDirectory()) throw new Error(`mountpoint ${mountpoint} is not a directory`);
-    if (isMountpoint(mountpoint)) throw new Error(`mountpoint ${mountpoint} is already mounted`);
     if (a.sharedDir) throw new Error('--shared-dir (passthrough) is not supported by this nydusd');
     if (a.writable) throw new Error('--writable is not supported: images are served read-only');
     // a takeover start must not mount: failing is safer than mounting a second time over the live mount
@@ -76,6 +73,8 @@ export class FuseDaemon {
     const config = loadConfig(a, this.log);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
+    // checked here too, so that a FIFO or device is named plainly before the image loader wraps the error
+    closeSync(openInputFile(a.bootstrap, 'bootstrap').fd);
     this.instance = createRafsInstance(a.bootstrap, config, this.startTime, (level, msg) => this.log.log(level, msg));
     const sb = this.instance.bootstrap.superblock;
     this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
@@ -164,16 +163,5 @@ export class FuseDaemon {
       }
     })();
     return this.stopping;
-  }
-}
-
-function isMountpoint(dir: string): boolean {
-  try {
-    return fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .some((l) => l.split(' ')[4] === dir.replace(/ /g, '\\040'));
-  } catch {
-    return false;
   }
 }

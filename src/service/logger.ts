@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LogLevel } from './args.js';
+import { checkOutputFile, ensureOutputDirectory, openOutputFile } from '../input-file.js';
 
 const ORDER: Record<LogLevel, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, off: 5 };
 
@@ -15,15 +16,20 @@ export class Logger {
     file?: string,
   ) {
     this.fd = 2;
-    if (file) this.fd = fs.openSync(Logger.resolveFile(file), 'a');
+    if (file) this.fd = Logger.open(file);
   }
 
-  /** `--log-file /var/log/nydusd` writes `/var/log/nydusd.log`; relative paths are against the cwd. */
-  static resolveFile(file: string): string {
+  /**
+   * Opens `--log-file` for appending: `/var/log/nydusd` writes `/var/log/nydusd.log`; relative paths are against
+   * the cwd; its directory is created. A path that names a directory or a device as given is refused: the added
+   * `.log` would otherwise send every line somewhere the operator does not look. Errors name the file.
+   */
+  static open(file: string): number {
+    checkOutputFile(file, 'log file');
     const abs = path.resolve(file);
     const withExt = path.extname(abs) ? abs : `${abs}.log`;
-    fs.mkdirSync(path.dirname(withExt), { recursive: true });
-    return withExt;
+    ensureOutputDirectory(path.dirname(withExt), 'log directory');
+    return openOutputFile(withExt, 'log file', fs.constants.O_APPEND);
   }
 
   enabled(level: LogLevel): boolean {

@@ -7,7 +7,8 @@ import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiEnt
 import { parseBlobMetaFile } from '../blob/meta-file.js';
 import { decompress } from '../compress.js';
 import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
-import { readWithTimeout, type BlobBackend } from './backend.js';
+import { readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { readInputFile } from '../input-file.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -44,7 +45,7 @@ export class BlobMeta {
    * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
    * otherwise from the backend (then written to work_dir atomically for the next start).
    */
-  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number): Promise<BlobMeta> {
+  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: StorageLog): Promise<BlobMeta> {
     const file = path.join(workDir, `${blob.blobId}.blob.meta`);
     const cached = readIfValid(file, blob);
     if (cached) return new BlobMeta(blob, cached, file);
@@ -65,9 +66,19 @@ export class BlobMeta {
     encodeMetaHeader(header).copy(out, padded);
     const parsed = parseBlobMetaFile(out);
     const tmp = `${file}.tmp-${process.pid}`;
-    fs.mkdirSync(workDir, { recursive: true });
-    fs.writeFileSync(tmp, out);
-    fs.renameSync(tmp, file);
+    try {
+      fs.mkdirSync(workDir, { recursive: true });
+      fs.writeFileSync(tmp, out);
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      // a full or failing cache disk: the table serves from memory; the next start fetches it again
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // a failing disk may refuse this too; the stray file is overwritten by the next start
+      }
+      log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
+    }
     return new BlobMeta(blob, parsed.entries, file);
   }
 }
@@ -90,7 +101,9 @@ function mustMatch(
 function readIfValid(file: string, blob: BlobInfo): CiEntry[] | undefined {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    // a FIFO or device planted in work_dir is refused, not read (it would block or never end); a valid file
+    // is exactly the padded table and its header, so anything longer is not read either
+    buf = readInputFile(file, 'cached blob meta', Math.ceil(blob.ciUncompressedSize / 4096) * 4096 + META_HEADER_SIZE);
   } catch {
     return undefined;
   }

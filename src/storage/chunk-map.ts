@@ -108,7 +108,12 @@ export class ChunkMap {
     this.checkIndex(index);
     if (this.testBit(index)) return true;
     const byte = Buffer.alloc(1);
-    fs.readSync(this.fd, byte, 0, 1, CHUNK_MAP_HEADER_SIZE + (index >>> 3));
+    try {
+      fs.readSync(this.fd, byte, 0, 1, CHUNK_MAP_HEADER_SIZE + (index >>> 3));
+    } catch {
+      // a failing cache disk: what cannot be read is not ready (the chunk is fetched), never a failed read
+      return false;
+    }
     const fresh = byte[0]! & ~this.bits[index >>> 3]!;
     if (fresh) {
       for (let b = 0; b < 8; b++) if (fresh & (0x80 >> b)) this.readyCount++;

@@ -13,6 +13,8 @@ import { BlobMeta } from './blob-meta.js';
  * chunks waiting for their cache write and those being replied fit; beyond it chunks get memory of their own.
  */
 const ARENA_BYTES = 64 * 1024 * 1024;
+/** What a blob id may look like: a file name in work_dir (digests are hex; no separators, no leading dot). */
+const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
 /** Chunk size assumed for blobs that do not declare one (old RAFS v5). */
 const DEFAULT_CHUNK = 1024 * 1024;
 
@@ -49,8 +51,10 @@ export class BlobDevice {
       p = (async () => {
         const blob = this.blobs[blobIndex];
         if (!blob) throw new BackendError(`chunk refers to blob index ${blobIndex}, but the image has ${this.blobs.length} blobs`, '');
+        // cache files are named after the blob id: one that is not a plain file name (`../x`) must not choose where they go
+        if (!BLOB_ID.test(blob.blobId)) throw new BackendError(`blob ${blobIndex} has id ${JSON.stringify(blob.blobId)}, which cannot name a cache file`, blob.blobId);
         const meta = this.opts.useBlobMeta
-          ? await BlobMeta.open(blob, this.opts.workDir, this.opts.backend, this.opts.timeoutSec)
+          ? await BlobMeta.open(blob, this.opts.workDir, this.opts.backend, this.opts.timeoutSec, this.opts.log)
           : undefined;
         const cache = new BlobCache(blob, this.opts, meta ? (i) => meta.chunk(i) : undefined);
         return { cache, meta };

@@ -1,7 +1,8 @@
 // Reads file contents of an image straight from its data blob files (the offline side of `check` and
 // `unpack`; nydusd has its own cached storage layer). Every chunk is bounds-checked against the blob
 // file and, when asked, verified against its digest.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { openInputFile, type InputFileError, type OpenedInput } from '../input-file.js';
 import path from 'node:path';
 import { decompress } from '../compress.js';
 import { digest } from '../digest.js';
@@ -43,13 +44,15 @@ export class BlobReader {
     if (!blob) throw new Error(`chunk refers to blob index ${blobIndex}, but the image has ${this.bs.blobs.length} blobs`);
     const p = this.blobPath(blob);
     if (!p) throw new Error(`no blob file given for blob ${blob.blobId} (use --blob or --blob-dir)`);
-    let fd: number;
+    let input: OpenedInput;
     try {
-      fd = openSync(p, 'r');
+      input = openInputFile(p, 'blob');
     } catch (e) {
-      throw new Error(`cannot open blob ${blob.blobId} at ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const err = e as InputFileError;
+      throw new Error(`cannot open blob ${blob.blobId} at ${p}: ${err.reason ?? err.message}`);
     }
-    o = { fd, size: fstatSync(fd).size, path: p };
+    // reads stay within the size at open (readAt), so a blob still being written cannot make them endless
+    o = { fd: input.fd, size: input.size, path: p };
     this.open.set(blobIndex, o);
     return o;
   }

@@ -1,6 +1,7 @@
 // Image -> tar (`nydus-image unpack`): every entry with its attributes, xattrs as SCHILY PAX records,
 // hardlinks as links to the first path, file contents read from the data blobs.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import { openOutputFile } from '../input-file.js';
 import type { Bootstrap } from '../rafs/types.js';
 import { BlobReader, type BlobLocation } from './blob-reader.js';
 import { TarWriter } from './tar-writer.js';
@@ -17,7 +18,7 @@ const TYPE_OF: Record<number, string> = {
 };
 
 export function unpackToTar(bs: Bootstrap, where: BlobLocation, output: string): void {
-  const fd = openSync(output, 'w');
+  const fd = openOutputFile(output, 'tar output');
   const reader = new BlobReader(bs, where);
   try {
     const tw = new TarWriter(fd);

@@ -10,6 +10,8 @@ const S_IFLNK = 0o120000;
 /** RAFS answers with practically infinite timeouts; so do we. */
 const TIMEOUT = 2 ** 32;
 const MTIME = 1_700_000_000;
+/** Far above the milliseconds a group of barrier reads normally takes to gather; below the test commands' timeouts. */
+const BARRIER_GIVE_UP_MS = 10_000;
 
 interface Node {
   ino: bigint;
@@ -21,6 +23,8 @@ interface Node {
   xattrs?: Map<string, Buffer>;
   /** ms each READ of this file waits (honouring interrupts). */
   readDelayMs?: number;
+  /** each READ of this file waits until this many barrier READs wait together (see MemFs.barrier) */
+  readBarrier?: number;
   directIo?: boolean;
 }
 
@@ -49,6 +53,11 @@ export class MemFs implements FileSystem {
   abortedReads = 0;
   /** READ requests currently waiting in a delay. */
   pendingReads = 0;
+  /** Barrier READs waiting now, the most that ever waited at once, and how many gave up waiting for their group. */
+  barrierWaiting = 0;
+  barrierPeak = 0;
+  barrierGaveUp = 0;
+  private barrierWaiters: (() => void)[] = [];
   declare open?: FileSystem['open'];
   declare opendir?: FileSystem['opendir'];
 
@@ -131,9 +140,43 @@ export class MemFs implements FileSystem {
   async read(nodeId: bigint, _fh: bigint, offset: bigint, size: number, ctx: RequestContext): Promise<Buffer> {
     const n = this.node(nodeId);
     if (n.readDelayMs) await this.delay(n.readDelayMs, ctx.signal);
+    if (n.readBarrier) await this.barrier(n.readBarrier, ctx.signal);
     const off = Number(offset);
     if (off >= n.data.length) return Buffer.alloc(0);
     return n.data.subarray(off, Math.min(n.data.length, off + size));
+  }
+
+  /**
+   * Holds a READ until `group` of them wait here together, then lets them all go: reads served one at a time never
+   * fill the group. Not to hang a test, a read gives up after BARRIER_GIVE_UP_MS (counted in barrierGaveUp).
+   */
+  private async barrier(group: number, signal: AbortSignal): Promise<void> {
+    this.barrierWaiting++;
+    this.barrierPeak = Math.max(this.barrierPeak, this.barrierWaiting);
+    try {
+      if (this.barrierWaiting >= group) {
+        for (const go of this.barrierWaiters.splice(0)) go();
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => {
+          this.barrierGaveUp++;
+          resolve();
+        }, BARRIER_GIVE_UP_MS);
+        const go = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        this.barrierWaiters.push(go);
+        signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          this.barrierWaiters = this.barrierWaiters.filter((w) => w !== go);
+          reject(new FuseError('EINTR'));
+        }, { once: true });
+      });
+    } finally {
+      this.barrierWaiting--;
+    }
   }
 
   private async delay(ms: number, signal: AbortSignal): Promise<void> {
@@ -207,7 +250,7 @@ export function buildTestFs(opts: MemFsOptions & { slowDelayMs?: number } = {}):
   const big = fs.mkdir(root, 'big');
   for (let i = 0; i < 3000; i++) fs.file(big, `entry-${String(i).padStart(4, '0')}-with-a-longer-name`, Buffer.from(`${i}\n`));
   const par = fs.mkdir(root, 'parallel');
-  for (let i = 0; i < 8; i++) fs.file(par, `p${i}`, content(`p${i}`, 4096), { readDelayMs: 400 });
+  for (let i = 0; i < 8; i++) fs.file(par, `p${i}`, content(`p${i}`, 4096), { readBarrier: 8 });
   fs.file(root, 'slow', content('slow', 4096), { readDelayMs: opts.slowDelayMs ?? 5000, directIo: true });
   const sub = fs.mkdir(root, 'sub');
   fs.file(sub, 'nested', Buffer.from('nested file\n'));

@@ -1,6 +1,7 @@
 // Child process for the FUSE tests: serves the test filesystem on a session it resumes (fd 3 inherited, state in
-// FUSE_STATE) or mounts itself (mountpoint in argv). Prints "ready", the state, and "closed" on stdout; it exits on
-// its own once the connection is gone, which is what "clean exit after an external umount" means.
+// FUSE_STATE) or mounts itself (mountpoint in argv). Prints "ready" with the state and the INIT requests it got
+// (none when it resumed), and "closed" with its request counts, on stdout; it exits on its own once the connection
+// is gone, which is what "clean exit after an external umount" means.
 import { Session, type SessionState } from '../../src/fuse/session.js';
 import { buildTestFs } from './memfs.js';
 
@@ -15,5 +16,5 @@ if (mode === 'resume') {
 } else {
   throw new Error('usage: serve-child.js resume | mount <mountpoint>');
 }
-session.once('closed', () => process.stdout.write('closed\n'));
-process.stdout.write(`ready ${JSON.stringify(session.state())}\n`);
+session.once('closed', () => process.stdout.write(`closed ${JSON.stringify(Object.fromEntries(session.opCounts))}\n`));
+process.stdout.write(`ready ${JSON.stringify({ inits: session.opCounts.get('INIT') ?? 0, state: session.state() })}\n`);

@@ -10,13 +10,14 @@ import path from 'node:path';
 import { fixture, projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
 import { fileURLToPath } from 'node:url';
-import { cleanupDaemons, Daemon, daemonMetrics, isMounted, mountImage, readChunkMap, removeDir, requireEnv, runNydusd, sleep, tempDir, writeConfig } from './helpers.js';
+import { cleanupDaemons, Daemon, daemonMetrics, isMounted, mountImage, readChunkMap, removeDir, requireEnv, runNydusd, tempDir, waitFor, writeConfig } from './helpers.js';
 
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 
 /**
- * Reads a file of the mount in a child process (a read that hangs must fail the test, not freeze it),
- * returning 'ok', the errno name it failed with, or 'HANG', and how long it took.
+ * Reads a file of the mount in a child process (a read that hangs must fail the test, not freeze it: after 10 s,
+ * far above any answer expected here, it is killed and reported as 'HANG'), returning 'ok', the errno name it
+ * failed with, or 'HANG', and how long it took.
  */
 function tryRead(file: string): { result: string; ms: number } {
   const t0 = Date.now();
@@ -237,19 +238,19 @@ describe('nydusd with bad input', () => {
         for (const f of cold) {
           const r = tryRead(path.join(mnt, f));
           assert.equal(r.result, 'EIO', f);
-          // the kernel may retry a failed readahead once as a plain read: up to two timeouts
-          assert.ok(r.ms >= 900 && r.ms < 4_500, `${f}: failed after ${r.ms} ms, the timeout is 1 s`);
+          // not before the configured timeout (a timer that fires early fails reads that would have worked); how
+          // long after it is left to the 10 s hang guard of tryRead, not asserted
+          assert.ok(r.ms >= 900, `${f}: failed after ${r.ms} ms, before the 1 s timeout`);
         }
         // healthy: metadata, cached data and empty files are still served
         checkMetadata(mnt);
         for (const f of hot) assert.ok(readFileSync(path.join(mnt, f)).equals(readFileSync(path.join(SAMPLES, 'tree', f))), f);
         assert.equal(tryRead(path.join(mnt, 'data/empty')).result, 'ok');
         assert.ok(d.running);
-        // the timed-out reads are still stuck in the kernel: the daemon must leave all the same
-        const t0 = Date.now();
+        // the timed-out reads are still stuck in the kernel: the daemon must leave all the same (a daemon waiting for
+        // them would never exit: stop() fails it after 5 s)
         const r = await d.stop(5_000);
         assert.equal(r.code, 0);
-        assert.ok(Date.now() - t0 < 1_000, `SIGTERM took ${Date.now() - t0} ms`);
         assert.match(r.stderr, /timed out after 1 s/);
         assert.match(r.stderr, /still stuck in the kernel; exiting without waiting/);
         assert.equal(isMounted(mnt), false);
@@ -271,15 +272,11 @@ describe('nydusd with bad input', () => {
     assert.equal(spawnSync('mkfifo', [path.join(blobs, blobId)]).status, 0);
     const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: blobs, workDir: path.join(dir, 'cache'), timeout: 30 });
     const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', sample('v5-none').bootstrap, '--mountpoint', mnt], mnt);
-    for (let i = 0; i < 6; i++) {
-      const r = tryRead(path.join(mnt, 'docs/readme.txt'));
-      assert.equal(r.result, 'EIO');
-      assert.ok(r.ms < 1_000, `took ${r.ms} ms`);
-    }
-    const t0 = Date.now();
+    // a read waiting on the FIFO would take the 30 s backend timeout: tryRead reports HANG after 10 s
+    for (let i = 0; i < 6; i++) assert.equal(tryRead(path.join(mnt, 'docs/readme.txt')).result, 'EIO');
+    // a pool thread pinned in open() of the FIFO would keep the daemon from exiting: stop() fails it after 5 s
     const r = await d.stop();
     assert.equal(r.code, 0);
-    assert.ok(Date.now() - t0 < 1_000, `SIGTERM took ${Date.now() - t0} ms`);
     assert.match(r.stderr, /is not a regular file/);
   });
 
@@ -297,17 +294,16 @@ describe('nydusd with bad input', () => {
   }
 
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    it(`${sig} unmounts and exits 0 within a second`, async () => {
+    it(`${sig} unmounts and exits 0`, async () => {
       const dir = fresh(sig);
       const mnt = path.join(dir, 'mnt');
       const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: sample('v6-zstd').blobDir, workDir: path.join(dir, 'cache') });
       const d = await mountImage(['--config', cfg, '--bootstrap', sample('v6-zstd').bootstrap, '--mountpoint', mnt], mnt);
       readFileSync(path.join(mnt, 'data/big.bin'));
-      const t0 = Date.now();
       d.signal(sig);
       const r = await d.waitExit(5_000);
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(Date.now() - t0 < 1_000, `${sig} took ${Date.now() - t0} ms`);
+      assert.match(r.stderr, new RegExp(`received ${sig}, unmounting`));
       assert.equal(isMounted(mnt), false);
     });
   }
@@ -317,14 +313,25 @@ describe('nydusd with bad input', () => {
     const mnt = path.join(dir, 'mnt');
     mkdirSync(mnt);
     const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: sample('v6-zstd').blobDir, workDir: path.join(dir, 'cache') });
-    for (const delay of [30, 120, 200, 260, 320, 400]) {
+    // each stage of start-up, recognised as it happens (not by a guess of how long it takes): the signal lands
+    // at that stage or a little later
+    const stages: Array<[string, (d: Daemon) => boolean]> = [
+      ['at once', () => true],
+      ['once the process runs', (d) => existsSync(`/proc/${d.pid}/status`) && /^Threads:\s*([2-9]|\d\d)/m.test(readFileSync(`/proc/${d.pid}/status`, 'utf8'))],
+      ['once the bootstrap is loaded', (d) => /loaded RAFS v6 bootstrap/.test(d.stderr)],
+      ['once the kernel lists the mount', () => isMounted(mnt)],
+      ['once FUSE is negotiated', (d) => /negotiated FUSE/.test(d.stderr)],
+      ['once it is RUNNING', (d) => /state RUNNING/.test(d.stderr)],
+    ];
+    for (const [stage, reached] of stages) {
       const d = new Daemon(['fuse', '--config', cfg, '--bootstrap', sample('v6-zstd').bootstrap, '--mountpoint', mnt], mnt);
-      await sleep(delay);
+      await waitFor(() => reached(d) || !d.running, 10_000, `nydusd to get ${stage}`);
+      assert.ok(d.running, `nydusd exited before getting ${stage}: ${d.stderr}`);
       d.signal('SIGTERM');
       const r = await d.waitExit(5_000);
       // before its handlers exist the signal simply ends the process; after, it exits 0
-      assert.ok(r.code === 0 || r.signal === 'SIGTERM', `after ${delay} ms: ${r.code}/${r.signal}: ${r.stderr}`);
-      assert.equal(isMounted(mnt), false, `a mount was left behind by a SIGTERM ${delay} ms after start`);
+      assert.ok(r.code === 0 || r.signal === 'SIGTERM', `${stage}: ${r.code}/${r.signal}: ${r.stderr}`);
+      assert.equal(isMounted(mnt), false, `a mount was left behind by a SIGTERM ${stage}`);
     }
   });
 
@@ -336,11 +343,16 @@ describe('nydusd with bad input', () => {
     // a process with its working directory and an open file inside the mount makes umount(2) say EBUSY
     const holder = spawn('sh', ['-c', 'exec 3<docs/readme.txt; sleep 30'], { cwd: mnt, stdio: 'ignore' });
     try {
-      await sleep(100);
-      const t0 = Date.now();
+      const holds = () => {
+        try {
+          return readlinkSync(`/proc/${holder.pid}/fd/3`) === path.join(mnt, 'docs/readme.txt');
+        } catch {
+          return false;
+        }
+      };
+      await waitFor(holds, 10_000, 'the holder to open docs/readme.txt in the mount');
       const r = await d.stop(5_000);
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(Date.now() - t0 < 1_000, `SIGTERM took ${Date.now() - t0} ms`);
       assert.equal(isMounted(mnt), false);
     } finally {
       holder.kill('SIGKILL');
@@ -408,7 +420,7 @@ describe('nydusd with bad input', () => {
     const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: sample('v6-zstd').blobDir, workDir: path.join(dir, 'cache') });
     const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', sample('v6-zstd').bootstrap, '--mountpoint', mnt, '--log-file', path.join(logDir, 'nydusd')], mnt);
     // the kernel lists the mount before the daemon has answered INIT and logged it
-    for (let i = 0; i < 200 && !/mounted at/.test(readFileSync(path.join(logDir, 'nydusd.log'), 'utf8')); i++) await sleep(10);
+    await waitFor(() => /mounted at/.test(readFileSync(path.join(logDir, 'nydusd.log'), 'utf8')), 10_000, "the log file's 'mounted at' line");
     assert.equal((await d.stop()).code, 0);
     const log = readFileSync(path.join(logDir, 'nydusd.log'), 'utf8');
     assert.match(log, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d\d:\d\d\] INFO mounted at /m);

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { ChunkFlag } from '../../src/rafs/types.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
-  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, sleep, tempDir,
-  writeConfig, type BuiltImage,
+  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, tempDir,
+  waitFor, waitsOnFuse, writeConfig, type BuiltImage,
 } from './helpers.js';
 
 const CHUNK = 0x10000;
@@ -197,6 +197,11 @@ describe('nydusd blob cache', () => {
       assert.equal(m.backend.errors, 0);
       assert.equal(m.cache.chunksFetched, chunks.length, 'every corrupted chunk comes from the backend again');
       assert.equal((await d.stop()).code, 0);
+      // issue 8 item 7: repairs are logged in both layouts, the first 8 of a blob by chunk, the rest only counted
+      const named = [...d.stderr.matchAll(/WARN blob cache \S+: chunk (\d+) unusable \(.*\); fetching it again/g)].map((r) => Number(r[1]));
+      assert.equal(named.length, Math.min(chunks.length, 8), d.stderr);
+      for (const i of named) assert.ok(chunks.some((c) => c.index === i), `chunk ${i} was not corrupted`);
+      assert.equal(new Set(named).size, named.length, 'each repair named once');
       // and the good bytes replaced the bad ones
       checkReadyChunks(img, workDir, compressed);
     });
@@ -243,22 +248,20 @@ describe('nydusd blob cache', () => {
     const mapFile = path.join(workDir, `${img.blobId}.blob.data.chunk_map`);
 
     const d = await mountImage(args, mnt);
-    // another process reads the big file a MiB at a time with pauses (chunks are marked ready once the cache is
-    // quiet for a moment); we kill the daemon as soon as some chunks are marked ready, long before the end
-    const paced = `for i in $(seq 0 23); do dd if='${path.join(mnt, 'big.bin')}' of=/dev/null bs=1M skip=$i count=1 status=none || exit 1; sleep 0.2; done`;
-    const reader = spawn('sh', ['-c', paced], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const big = path.join(mnt, 'big.bin');
+    // the first MiB, then (chunks are marked ready once the cache is quiet for a moment) wait until the chunk map
+    // says its chunks are ready
+    run('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'count=1', 'status=none']);
+    // the daemon creates the map, then sizes it: a file still shorter than its header has nothing ready
+    const readyNow = () => (existsSync(mapFile) && statSync(mapFile).size >= 4096 ? readChunkMap(mapFile, blob.chunkCount).readyCount : 0);
+    await waitFor(() => readyNow() >= 8, 30_000, 'the chunks of the first MiB to be marked ready');
+    // then another process reads the rest, and the daemon is killed while that read waits on it
+    const reader = spawn('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'skip=1', 'status=none'], { stdio: 'ignore' });
     const readerDone = new Promise((r) => reader.once('close', r));
-    const deadline = Date.now() + 10_000;
-    let ready = 0;
-    while (Date.now() < deadline) {
-      if (existsSync(mapFile)) ready = readChunkMap(mapFile, blob.chunkCount).readyCount;
-      if (ready >= 8) break;
-      await sleep(2);
-    }
+    await waitFor(() => waitsOnFuse(reader.pid!) || reader.exitCode !== null, 30_000, 'the reader to wait on the daemon');
     d.signal('SIGKILL');
     const r = await d.waitExit(5_000);
     assert.equal(r.signal, 'SIGKILL');
-    assert.ok(ready >= 8, `only ${ready} chunks became ready within 10 s`);
     await d.kill(); // detaches the dead mount
     await readerDone;
     assert.equal(isMounted(mnt), false);

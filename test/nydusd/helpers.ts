@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
 import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import { mountAt, readMounts } from '../../src/fuse/mountinfo.js';
 
 export const NYDUSD = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusd.cjs');
 
@@ -107,10 +108,7 @@ export function md5(data: Buffer): string {
 }
 
 export function isMounted(mountpoint: string): boolean {
-  const esc = mountpoint.replace(/\\/g, '\\134').replace(/ /g, '\\040');
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === esc);
+  return mountAt(mountpoint) !== undefined;
 }
 
 export interface ConfigOptions {
@@ -293,9 +291,33 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Whether process `pid` sleeps waiting for a FUSE daemon's answer: the kernel function it waits in
+ * (/proc/<pid>/wchan) is FUSE's request_wait_answer. False once the process is gone.
+ */
+export function waitsOnFuse(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/wchan`, 'utf8').trim() === 'request_wait_answer';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls `cond` every few milliseconds until it holds: synchronisation on a condition instead of a fixed sleep. The
+ * deadline only guards against a hang (it should be far above the normal wait) and fails with `what`.
+ */
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
 export function removeDir(dir: string): void {
   // a forgotten mount below `dir` must never make rm recurse into a live filesystem
-  if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir}/`)) {
+  if (readMounts().some((m) => m.mountPoint.startsWith(`${dir}/`))) {
     throw new Error(`refusing to remove ${dir}: something is still mounted below it`);
   }
   rmSync(dir, { recursive: true, force: true });

@@ -1,14 +1,16 @@
 // Acceptance 1: every fixture image, mounted by the real nydusd over kernel FUSE with its blob on a localfs
 // backend, shows exactly the expected tree: listing, stat fields, link targets, xattrs and file contents.
 // Expectations come from outside our reader where the fixtures carry them (the smoke-test `.result`
-// listings, bootstrap-samples/tree.list and its source tree); otherwise the image as our offline reader
-// sees it.
+// listings, bootstrap-samples/tree.list and its source tree), and for the v6 fixture from the kernel's own
+// EROFS mount of the same bootstrap; otherwise the image as our offline reader sees it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fixture, projectRoot, texture } from '../helpers/paths.js';
-import { diffSnapshots, loadImageFile, snapshotDisk, snapshotImage } from '../image/helpers.js';
+import { native } from '../../src/native/index.js';
+import { diffSnapshots, loadImageFile, snapshotDisk, snapshotImage, writeCacheFiles, type Snapshot } from '../image/helpers.js';
 import { cleanupDaemons, md5, mountImage, removeDir, requireEnv, tempDir, writeConfig } from './helpers.js';
 import { canonicalTree, fileDigests, reportedCounts, sampleListing, smokeResult, splitResult } from './tree-listing.js';
 
@@ -23,6 +25,8 @@ interface Image {
   blobDir: string;
   /** the smoke-test expectation, for the repeatable fixtures */
   result?: string;
+  /** RAFS v6: the kernel's EROFS driver mounts the bootstrap too and is the expectation */
+  erofs?: boolean;
 }
 
 const REPEATABLE_RESULT = (): string => texture('repeatable', 'sha256-nocompress-repeatable.result');
@@ -60,6 +64,7 @@ const FIXTURES: Array<Image & { forms: Form[] }> = [
     name: 'v6 rafs-v6-2.2.boot',
     bootstrap: texture('bootstrap', 'rafs-v6-2.2.boot'),
     blobDir: texture('blobs'),
+    erofs: true,
     forms: ['fuse', 'top-level'],
   },
 ];
@@ -103,13 +108,43 @@ function checkAgainstImage(mnt: string, bootstrap: string, blobDir: string, daem
   const bs = loadImageFile(bootstrap);
   const want = snapshotImage(bs, { blobDir }, { content: true, mtime: true });
   const got = snapshotDisk(mnt, { content: true, mtime: true });
+  compareWithDaemonRules(want, got, bs.superblock.explicitUidGid, daemonStart);
+}
+
+const MS_RDONLY = 1;
+
+/**
+ * The mount against the kernel's EROFS mount of the same v6 bootstrap, an independent reader of its metadata and
+ * of which blob bytes make up each file: file-backed, with the blob's chunks decoded at their uncompressed offsets
+ * into a cache file as its device (as test/image/kernel.test.ts does).
+ */
+function checkAgainstKernel(mnt: string, bootstrap: string, blobDir: string, daemonStart: number, scratch: string): void {
+  const bs = loadImageFile(bootstrap);
+  const erofs = path.join(scratch, 'erofs');
+  mkdirSync(erofs, { recursive: true });
+  const devices = writeCacheFiles(bs, blobDir, scratch);
+  native.mount(bootstrap, erofs, 'erofs', MS_RDONLY, devices.map((c) => `device=${c}`).join(','));
+  let want: Snapshot;
+  try {
+    want = snapshotDisk(erofs, { content: true, mtime: true });
+  } finally {
+    const u = spawnSync('umount', [erofs], { encoding: 'utf8' });
+    assert.equal(u.status, 0, `umount ${erofs}: ${u.stderr}`);
+  }
+  assert.ok([...want.values()].filter((e) => e.md5).length > 0, 'the kernel mount shows no regular file');
+  const got = snapshotDisk(mnt, { content: true, mtime: true });
+  compareWithDaemonRules(want, got, bs.superblock.explicitUidGid, daemonStart);
+}
+
+/** Compares an expected snapshot with the mount after applying what nydusd reports differently by design. */
+function compareWithDaemonRules(want: Snapshot, got: Snapshot, explicitUidGid: boolean, daemonStart: number): void {
   for (const s of [want, got]) {
     // directory sizes are format-specific, and the root's permission bits are forced to 0755 (spec §9.2)
     for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.size;
     const root = s.get('/')!;
     root.mode = (root.mode & 0o170000) | 0o755;
   }
-  if (!bs.superblock.explicitUidGid) {
+  if (!explicitUidGid) {
     // without explicit ids every inode belongs to the daemon's user (root here)
     for (const e of want.values()) e.uid = e.gid = 0;
   }
@@ -157,7 +192,8 @@ describe('nydusd serves fixture images over FUSE', () => {
             assert.equal(gr.files, er.files);
             assert.ok(gr.directories === er.directories || gr.directories === er.directories + 1, `tree reports ${gr.directories} directories, expected ${er.directories}`);
           }
-          checkAgainstImage(mnt, img.bootstrap, img.blobDir, d.started);
+          if (img.erofs) checkAgainstKernel(mnt, img.bootstrap, img.blobDir, d.started, dir);
+          else checkAgainstImage(mnt, img.bootstrap, img.blobDir, d.started);
           checkLinkCounts(mnt);
         } finally {
           const r = await d.stop();

@@ -38,3 +38,30 @@ test('bad argv gives a usage error naming the problem', () => {
   ];
   for (const [argv, re] of bad) assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(' '));
 });
+
+test('a flag given twice is an error naming it, whichever spelling each time (as clap has it)', () => {
+  const twice: [string[], string][] = [
+    [['--mountpoint', '/a', '--mountpoint', '/b'], "the argument '--mountpoint <dir>' cannot be used multiple times"],
+    [['-M', '/a', '--mountpoint=/b'], "the argument '--mountpoint <dir>' cannot be used multiple times"],
+    [['--config', '/a', '-C', '/b'], "the argument '--config <file>' cannot be used multiple times"],
+    [['--bootstrap', '/a', '-B', '/a'], "the argument '--bootstrap <file>' cannot be used multiple times"],
+    [['--log-file', '/a', '-L', '/b'], "the argument '--log-file <path>' cannot be used multiple times"],
+    [['--thread-num', '2', '--fuse-threads', '3'], "the argument '--thread-num <n>' cannot be used multiple times"],
+    [['--log-level', 'info', '-l', 'debug'], "the argument '--log-level <level>' cannot be used multiple times"],
+    [['--writable', '--writable'], "the argument '--writable' cannot be used multiple times"],
+    [['singleton', '--fscache', '/a', '--fscache', '/b'], "the argument '--fscache <dir>' cannot be used multiple times"],
+  ];
+  for (const [argv, message] of twice) {
+    assert.throws(() => parseArgs(argv), (e: unknown) => e instanceof UsageError && e.message === message, argv.join(' '));
+  }
+});
+
+test('--virtual-mountpoint must be an absolute path; it is kept normalized', () => {
+  for (const bad of ['', 'sub', './x', '../y']) {
+    assert.throws(() => parseArgs(['-m', bad]), (e: unknown) => e instanceof UsageError && e.message === `invalid value '${bad}' for '--virtual-mountpoint': must be an absolute path`, bad);
+  }
+  assert.equal(parseArgs([]).virtualMountpoint, '/');
+  assert.equal(parseArgs(['-m', '/']).virtualMountpoint, '/');
+  assert.equal(parseArgs(['-m', '//']).virtualMountpoint, '/');
+  assert.equal(parseArgs(['--virtual-mountpoint', '/a/./b/']).virtualMountpoint, '/a/b');
+});

@@ -18,9 +18,17 @@ describe('ChunkArena', () => {
     for (let b = arena.take(12288); b; b = arena.take(12288)) all.push(b);
     assert.equal(all.length, Math.floor((8 * 1024 * 1024) / 12288));
     assert.equal(arena.used, all.length);
-    // no two views share memory
-    const starts = new Set(all.map((v) => `${v.byteOffset}:${(v.buffer as ArrayBuffer).byteLength}:${all.indexOf(v)}`));
-    assert.equal(starts.size, all.length);
+    // no two views share memory: no two start at the same address of one block, and within a block each view's
+    // slot ends before the next one starts
+    const blocks = new Map<ArrayBufferLike, number>();
+    const blockOf = (v: Buffer) => blocks.get(v.buffer) ?? blocks.set(v.buffer, blocks.size).get(v.buffer)!;
+    const slots = all.map((v) => ({ block: blockOf(v), start: v.byteOffset, end: v.byteOffset + arena.slotSize }));
+    assert.equal(new Set(slots.map((s) => `${s.block}:${s.start}`)).size, all.length, 'two slots were handed out at the same address');
+    slots.sort((x, y) => x.block - y.block || x.start - y.start);
+    for (let i = 1; i < slots.length; i++) {
+      const [prev, cur] = [slots[i - 1]!, slots[i]!];
+      if (cur.block === prev.block) assert.ok(cur.start >= prev.end, `slot at ${cur.start} overlaps the one at ${prev.start}`);
+    }
     for (let i = 1; i < all.length; i++) all[i]!.fill(i & 0xff);
     for (let i = 1; i < all.length; i++) assert.ok(all[i]!.every((x) => x === (i & 0xff)), `slot ${i} was overwritten`);
   });

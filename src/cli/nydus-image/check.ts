@@ -5,6 +5,7 @@ import type { ChunkInfo } from '../../rafs/types.js';
 import { one, parseArgs, required, usage, UsageError, type OptSpec } from './args.js';
 import { defaultBlobFile, loadImage, writeJson } from './common.js';
 import { io } from './io.js';
+import { checkInputDirectory, checkOutputFile } from '../../input-file.js';
 import { walk } from '../../rafs/walk.js';
 
 export const checkSpecs: OptSpec[] = [
@@ -26,6 +27,8 @@ export function runCheck(argv: string[]): number {
   const bs = loadImage(file);
   const blobFile = defaultBlobFile(one(p, 'bootstrap')!, one(p, 'blob'), one(p, 'blob-dir'));
   const blobDir = one(p, 'blob-dir');
+  if (blobDir) checkInputDirectory(blobDir, 'blob directory');
+  if (one(p, 'output-json')) checkOutputFile(one(p, 'output-json')!, 'JSON output');
   const reader = blobFile || blobDir ? new BlobReader(bs, { blobFile, blobDir }) : undefined;
   let entries = 0;
   let files = 0;

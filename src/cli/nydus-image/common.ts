@@ -1,15 +1,17 @@
 // Shared bits of the nydus-image subcommands: loading bootstraps with clear errors, JSON output.
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { loadBootstrap, openBootstrap } from '../../rafs/bootstrap.js';
 import type { Bootstrap } from '../../rafs/types.js';
+import { openInputFile, readInputFile, readInputRange, writeOutputFile, type InputFileError } from '../../input-file.js';
 
 export function loadImage(file: string): Bootstrap {
   let data: Buffer;
   try {
-    data = readFileSync(file);
+    data = readInputFile(file, 'bootstrap');
   } catch (e) {
-    throw new Error(`cannot read bootstrap ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const err = e as InputFileError;
+    throw err.reason ? new Error(`cannot read bootstrap ${file}: ${err.reason}`) : err;
   }
   try {
     if (isInlinedMetaBlob(data)) return loadBootstrap(file);
@@ -30,16 +32,17 @@ export function isInlinedMetaBlob(data: Buffer): boolean {
 export function defaultBlobFile(bootstrapFile: string, blobFile: string | undefined, blobDir: string | undefined): string | undefined {
   if (blobFile || blobDir) return blobFile;
   try {
-    const head = Buffer.alloc(1028);
-    const fd = openSync(bootstrapFile, 'r');
-    const n = readSync(fd, head, 0, head.length, 0);
-    closeSync(fd);
-    return isInlinedMetaBlob(head.subarray(0, n)) ? bootstrapFile : undefined;
+    const input = openInputFile(bootstrapFile, 'bootstrap');
+    try {
+      return isInlinedMetaBlob(readInputRange(input, 0, Math.min(input.size, 1028), 'bootstrap')) ? bootstrapFile : undefined;
+    } finally {
+      closeSync(input.fd);
+    }
   } catch {
     return undefined;
   }
 }
 
 export function writeJson(file: string | undefined, value: unknown): void {
-  if (file) writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
+  if (file) writeOutputFile(file, 'JSON output', JSON.stringify(value, null, 2) + '\n');
 }

@@ -1,6 +1,6 @@
 // `nydus-image create`: directory / tar / tar.gz -> bootstrap + data blob.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, renameSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { parseCompressor } from '../../compress.js';
 import { parseDigester } from '../../digest.js';
@@ -15,6 +15,9 @@ import type { TreeNode } from '../../builder/tree.js';
 import type { ChunkInfo } from '../../rafs/types.js';
 import { choice, one, parseArgs, parseSize, usage, UsageError, type OptSpec } from './args.js';
 import { loadImage, writeJson } from './common.js';
+import {
+  checkInputDirectory, checkOutputFile, ensureOutputDirectory, fileTypeName, inputError, openInputFile, writeOutputFile,
+} from '../../input-file.js';
 
 export const createSpecs: OptSpec[] = [
   { long: 'bootstrap', short: 'B', value: true, help: 'File path to save the generated RAFS metadata blob' },
@@ -82,24 +85,28 @@ export async function runCreate(argv: string[]): Promise<number> {
     throw new UsageError(`create: ${(e as Error).message}`);
   }
 
-  if (!existsSync(source)) throw new Error(`create: source ${source} does not exist`);
+  const sourceIsDir = checkSource(source);
+  // outputs are checked before the build, so that a bad one fails at once rather than after it
+  if (bootstrapPath) checkOutputFile(bootstrapPath, 'bootstrap output');
+  if (blobPath) checkOutputFile(blobPath, 'blob output');
+  if (one(p, 'output-json')) checkOutputFile(one(p, 'output-json')!, 'JSON output');
   let type = one(p, 'type');
   if (type !== undefined) type = choice(type, TYPES, 'conversion type');
-  else type = statSync(source).isDirectory() ? 'dir-rafs' : (await isGzipFile(source)) ? 'targz-rafs' : 'tar-rafs';
+  else type = sourceIsDir ? 'dir-rafs' : (await isGzipFile(source)) ? 'targz-rafs' : 'tar-rafs';
   if (type === 'directory') type = 'dir-rafs';
 
   const outDir = blobDir ?? path.dirname(path.resolve(blobPath ?? bootstrapPath!));
-  mkdirSync(outDir, { recursive: true });
+  ensureOutputDirectory(outDir, blobDir ? 'blob directory' : 'output directory');
   let root: TreeNode;
   let fileOrder: TreeNode[] | undefined;
   let cleanup = (): void => {};
   if (type === 'dir-rafs') {
-    if (!statSync(source).isDirectory()) throw new Error(`create: source ${source} is not a directory (type dir-rafs)`);
+    if (!sourceIsDir) throw new Error(`create: source ${source} is a regular file, not a directory (type dir-rafs)`);
     // Against a parent the whiteouts are applied below, so they must survive the scan.
     const scanSpec = one(p, 'parent-bootstrap') ? 'none' : whiteout;
     root = treeFromDirectory(source, { whiteoutSpec: scanSpec }).root;
   } else {
-    if (statSync(source).isDirectory()) throw new Error(`create: source ${source} is a directory, not a tar (type ${type})`);
+    if (sourceIsDir) throw new Error(`create: source ${source} is a directory, not a tar (type ${type})`);
     if (type === 'targz-rafs' && !(await isGzipFile(source))) throw new Error(`create: source ${source} is not gzip-compressed (type targz-rafs)`);
     const t = await treeFromTarFile(source, { tempDir: outDir });
     root = t.root;
@@ -144,8 +151,8 @@ export async function runCreate(argv: string[]): Promise<number> {
     }
     // With only --blob-dir the bootstrap is stored beside the blobs, named by its sha256 as nydus-image does.
     const bootOut = bootstrapPath ?? path.join(outDir, createHash('sha256').update(result.bootstrap).digest('hex'));
-    mkdirSync(path.dirname(path.resolve(bootOut)), { recursive: true });
-    writeFileSync(bootOut, result.bootstrap);
+    ensureOutputDirectory(path.dirname(path.resolve(bootOut)), 'bootstrap output directory');
+    writeOutputFile(bootOut, 'bootstrap output', result.bootstrap);
     writeJson(one(p, 'output-json'), {
       version: '0.1.0',
       bootstrap: bootOut,
@@ -159,6 +166,26 @@ export async function runCreate(argv: string[]): Promise<number> {
   } finally {
     cleanup();
   }
+}
+
+/**
+ * The source must be a directory (listable) or a regular file (a tar, maybe gzip'ed): a FIFO or device would
+ * block or never end, and /dev/zero would read as an empty tar. Returns whether it is a directory.
+ */
+function checkSource(source: string): boolean {
+  let st: Stats;
+  try {
+    st = statSync(source);
+  } catch (e) {
+    throw new Error(`create: ${inputError(e, source, 'source').message}`);
+  }
+  if (st.isDirectory()) {
+    checkInputDirectory(source, 'source directory');
+    return true;
+  }
+  if (!st.isFile()) throw new Error(`create: source ${source} is ${fileTypeName(st.mode)}, not a directory or a tar file`);
+  closeSync(openInputFile(source, 'source tar').fd);
+  return false;
 }
 
 function parseWhiteoutSpecUsage(s: string): WhiteoutSpec {

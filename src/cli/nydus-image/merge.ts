@@ -1,5 +1,5 @@
 // `nydus-image merge`: per-layer bootstraps (bottom first) -> one bootstrap over all their blobs.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from '../../builder/build.js';
@@ -7,6 +7,7 @@ import { defaultOptions } from '../../builder/context.js';
 import { mergeLayers, type MergeLayer } from '../../builder/merge.js';
 import { one, parseArgs, required, usage, UsageError, type OptSpec } from './args.js';
 import { loadImage, writeJson } from './common.js';
+import { checkOutputFile, writeOutputFile } from '../../input-file.js';
 
 export const mergeSpecs: OptSpec[] = [
   { long: 'bootstrap', short: 'B', value: true, help: 'Output path of the merged bootstrap' },
@@ -27,6 +28,8 @@ export async function runMerge(argv: string[]): Promise<number> {
   if (ids && ids.length !== p.positionals.length) {
     throw new UsageError(`merge: --original-blob-ids has ${ids.length} ids for ${p.positionals.length} sources`);
   }
+  checkOutputFile(out, 'merged bootstrap output');
+  if (one(p, 'output-json')) checkOutputFile(one(p, 'output-json')!, 'JSON output');
   const layers: MergeLayer[] = p.positionals.map((f, i) => ({ bootstrap: loadImage(f), fileName: f, originalBlobId: ids?.[i] }));
   const parentPath = one(p, 'parent-bootstrap');
   const parent = parentPath ? { bootstrap: loadImage(parentPath), fileName: parentPath } : undefined;
@@ -43,7 +46,7 @@ export async function runMerge(argv: string[]): Promise<number> {
   try {
     const result = build({ root: m.root, options, outputDir: scratch, parentBlobs: m.blobs });
     if (result.blobPath) throw new Error('merge unexpectedly produced a data blob (a layer file had no chunks)');
-    writeFileSync(out, result.bootstrap);
+    writeOutputFile(out, 'merged bootstrap output', result.bootstrap);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

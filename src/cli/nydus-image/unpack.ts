@@ -2,6 +2,7 @@
 import { unpackToTar } from '../../unpack/unpack.js';
 import { one, parseArgs, required, usage, UsageError, type OptSpec } from './args.js';
 import { defaultBlobFile, loadImage } from './common.js';
+import { checkInputDirectory } from '../../input-file.js';
 
 export const unpackSpecs: OptSpec[] = [
   { long: 'bootstrap', short: 'B', value: true, help: 'Path to the RAFS metadata (bootstrap)' },
@@ -21,6 +22,7 @@ export function runUnpack(argv: string[]): number {
   const output = required(p, 'output', 'unpack');
   const blobFile = defaultBlobFile(required(p, 'bootstrap', 'unpack'), one(p, 'blob'), one(p, 'blob-dir'));
   const blobDir = one(p, 'blob-dir');
+  if (blobDir) checkInputDirectory(blobDir, 'blob directory');
   if (!blobFile && !blobDir && bs.blobs.length > 0) throw new UsageError("unpack: one of '--blob' or '--blob-dir' is required");
   unpackToTar(bs, { blobFile, blobDir }, output);
   return 0;
