@@ -75,25 +75,25 @@ export function runBounded(
  * READ has gone to the daemon. False if the process ended first (the read was served before we looked).
  */
 export async function inReadOf(pid: number, file: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  let reading = false;
+  let gone = false;
+  const look = (): boolean => {
     let call: string;
     try {
       call = readFileSync(`/proc/${pid}/syscall`, 'utf8');
     } catch {
-      return false;
+      return (gone = true);
     }
     const [nr, fd] = call.split(' ');
-    if (nr === '0' && fd !== undefined) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${Number(fd)}`) === file) return true;
-      } catch {
-        // the process is just ending
-      }
+    try {
+      reading = nr === '0' && fd !== undefined && readlinkSync(`/proc/${pid}/fd/${Number(fd)}`) === file;
+    } catch {
+      // the process is just ending
     }
-    if (Date.now() > deadline) throw new Error(`process ${pid} did not start reading ${file} within ${timeoutMs} ms`);
-    await sleep(2);
-  }
+    return reading;
+  };
+  await waitFor(look, timeoutMs, `process ${pid} to start reading ${file}`);
+  return reading && !gone;
 }
 
 /** Peak resident memory of a process so far (VmHWM), in bytes. */

@@ -18,7 +18,7 @@ const NO_DEVICE = new Proxy({}, { get: (_t, p) => { throw new Error(`lookup used
 for (const image of ['v5-zstd', 'v6-zstd']) {
   describe(`RafsFs.lookup on bootstrap-samples/${image}`, () => {
     const bootstrap = loadBootstrap(path.join(projectRoot, 'bootstrap-samples', image, 'bootstrap'));
-    const fs = new RafsFs(bootstrap, NO_DEVICE, { enableXattr: false, amplifyIo: 0 });
+    const fs = new RafsFs(bootstrap, NO_DEVICE, { amplifyIo: 0 });
     const name = (s: string) => Buffer.from(s);
 
     it('answers a missing name with node id 0 and a non-zero entry timeout (a negative entry the kernel caches)', async () => {
