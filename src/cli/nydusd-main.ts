@@ -1,5 +1,6 @@
 // nydusd: serves RAFS images over FUSE. Argument errors exit 2, start-up errors exit 1 with `Error: ...`,
 // SIGTERM/SIGINT unmount and exit 0, SIGUSR2 logs the backend and cache counters as `metrics: {json}`.
+import { ApiServer, prepareSocketPath } from '../api/server.js';
 import { parseArgs, UsageError, USAGE } from '../service/args.js';
 import { FuseDaemon } from '../service/daemon.js';
 import { Logger } from '../service/logger.js';
@@ -38,12 +39,14 @@ async function main(): Promise<number> {
   }
   process.on('SIGPIPE', () => undefined);
   const daemon = new FuseDaemon(args, log);
+  let api: ApiServer | undefined;
   let signalled = false;
   const onSignal = (sig: string) => {
     if (signalled) return;
     signalled = true;
     log.info(`received ${sig}, unmounting`);
-    daemon.shutdown().then(
+    // spec 1.11: the API server stops and removes its socket, then the daemon stops (and unmounts)
+    (api?.close() ?? Promise.resolve()).then(() => daemon.shutdown()).then(
       () => daemon.exit(0),
       (err) => {
         log.error(`shutdown: ${(err as Error).message}`);
@@ -63,7 +66,35 @@ async function main(): Promise<number> {
   const b = buildInfo();
   log.info(`Program Version: ${b.package_ver}, Git Commit: ${b.git_commit}, Build Time: ${b.build_time}, Profile: ${b.profile}, Rustc Version: ${b.rustc}`);
   try {
+    // a socket another daemon serves is refused before anything is mounted (checked again when listening)
+    if (args.apisock) await prepareSocketPath(args.apisock, false);
     await daemon.start();
+    // spec 1.9 step 8: the socket appears only now, with the mount in place and the state RUNNING, so the
+    // snapshotter's first GET sees the final state
+    if (args.apisock && !signalled) {
+      api = await ApiServer.start({
+        socketPath: args.apisock,
+        mode: args.apisockMode,
+        log,
+        context: {
+          daemon,
+          exitKeepingMount: () => {
+            if (signalled) return;
+            signalled = true;
+            log.info('exit requested through the API: leaving the mount in place');
+            (api?.close() ?? Promise.resolve()).then(() => daemon.exitKeepingMount()).then(
+              () => daemon.exit(0),
+              (err) => {
+                log.error(`exit: ${(err as Error).message}`);
+                daemon.exit(1);
+              },
+            );
+          },
+        },
+      });
+      // a signal while the socket was being created: it must not outlive the daemon
+      if (signalled) await api.close();
+    }
   } catch (err) {
     if (args.logFile) log.error((err as Error).message);
     process.stderr.write(`Error: ${(err as Error).message}\n`);

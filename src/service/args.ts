@@ -12,6 +12,8 @@ export interface DaemonArgs {
   version: boolean;
   help: boolean;
   apisock?: string;
+  /** permission bits of the API socket (our extension; default 0600, owner only) */
+  apisockMode: number;
   config?: string;
   id?: string;
   supervisor?: string;
@@ -68,6 +70,14 @@ const LEVELS: Record<string, LogLevel> = {
 
 const FLAGS: FlagSpec[] = [
   { names: ['--apisock', '-A'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.apisock = v) },
+  {
+    // our extension: the API mounts images and reads as root, so by default nobody else may connect
+    names: ['--apisock-mode'], scope: 'global', takesValue: true, valueName: '<mode>',
+    apply: (a, v) => {
+      if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`invalid value '${v}' for '--apisock-mode': expected an octal mode such as 0600 or 0660`);
+      a.apisockMode = parseInt(v, 8);
+    },
+  },
   { names: ['--config', '-C'], scope: 'global', takesValue: true, valueName: '<file>', apply: (a, v) => (a.config = v) },
   { names: ['--id'], scope: 'global', takesValue: true, valueName: '<id>', apply: (a, v) => (a.id = v) },
   { names: ['--supervisor'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.supervisor = v) },
@@ -118,7 +128,9 @@ const FLAGS: FlagSpec[] = [
 export const USAGE = `Usage: nydusd [fuse|singleton] [OPTIONS]
 
 Global options:
-  -A, --apisock <path>         management API socket
+  -A, --apisock <path>         management API socket (HTTP/1.1; created once the daemon is RUNNING)
+      --apisock-mode <mode>    permissions of the API socket [default: 0600, owner only]; e.g. 0660 to let
+                               the owner's group in (an extension of nydus-ts)
   -C, --config <file>          RAFS configuration (v1/v2 JSON, v2 TOML, YAML)
       --id <id>                daemon id (requires --supervisor)
       --supervisor <path>      supervisor socket for failover (requires --id)
@@ -147,7 +159,7 @@ Signals:
 
 export function parseArgs(argv: string[]): DaemonArgs {
   const a: DaemonArgs = {
-    mode: 'fuse', version: false, help: false, upgrade: false, logLevel: 'info', logRotationSize: 0, rlimitNofile: 1000000,
+    mode: 'fuse', version: false, help: false, upgrade: false, apisockMode: 0o600, logLevel: 'info', logRotationSize: 0, rlimitNofile: 1000000,
     virtualMountpoint: '/', failoverPolicy: 'resend', threads: 4, writable: false, fscacheThreads: 4, ignored: [],
   };
   let i = 0;

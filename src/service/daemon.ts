@@ -12,6 +12,17 @@ import { checkInputDirectory, openInputFile, readInputFile } from '../input-file
 import { closeSync } from 'node:fs';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
 import { DaemonStateMachine } from './state-machine.js';
+import { ErrorEvents } from './events.js';
+
+/** One filesystem instance attached in the FUSE mount, as the API reports it (spec nydusd-runtime.md 3.5.1). */
+export interface MountedInstance {
+  /** the path inside the FUSE mount: `/` for the instance of the command line */
+  mountpoint: string;
+  /** wall-clock time of the mount, nanoseconds since the epoch */
+  mountedAtNs: bigint;
+  bootstrapPath: string;
+  instance: RafsInstance;
+}
 
 /** The largest configuration file read (a real one is a few KiB). */
 const MAX_CONFIG_BYTES = 4 << 20;
@@ -37,6 +48,11 @@ function loadConfig(args: DaemonArgs, log: Logger): ConfigV2 {
   return parseConfig(text, (m) => log.warn(`configuration ${args.config}: ${m}`));
 }
 
+/** Wall-clock time in nanoseconds (sub-millisecond digits from the monotonic clock). */
+function nowNs(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+}
+
 export class FuseDaemon {
   private session: Session | undefined;
   private instance: RafsInstance | undefined;
@@ -45,11 +61,21 @@ export class FuseDaemon {
   readonly startTime = Date.now() / 1000;
   /** the one state of this daemon (spec 1.10), read by the CLI, metrics and the API */
   readonly state = new DaemonStateMachine();
+  /** final backend read failures, for GET /api/v1/daemon/events */
+  readonly events = new ErrorEvents();
+  private mounted: MountedInstance | undefined;
+  /** exitKeepingMount ran: the FUSE readers are still blocked in the kernel */
+  private keptMount = false;
 
   constructor(
-    private readonly args: DaemonArgs,
-    private readonly log: Logger,
+    readonly args: DaemonArgs,
+    readonly log: Logger,
   ) {}
+
+  /** The instances attached in the FUSE mount (only the initial one until the shared mode exists). */
+  instances(): MountedInstance[] {
+    return this.mounted ? [this.mounted] : [];
+  }
 
   /** Everything that can fail before the mount exists fails here, and nothing is left mounted. */
   start(): Promise<void> {
@@ -71,7 +97,6 @@ export class FuseDaemon {
     if (a.upgrade) throw new Error('--upgrade (takeover from a running daemon) is not supported by this nydusd yet');
     if (!a.bootstrap) throw new Error('--bootstrap is required (a shared daemon without an initial image needs the API, not supported yet)');
     for (const flag of a.ignored) this.log.debug(`ignoring ${flag}: accepted for compatibility only`);
-    if (a.apisock) this.log.warn(`--apisock ${a.apisock}: the management API is not implemented yet`);
     if (a.supervisor) this.log.warn(`--supervisor ${a.supervisor}: failover is not implemented yet; the daemon runs without it`);
 
     const config = loadConfig(a, this.log);
@@ -79,7 +104,13 @@ export class FuseDaemon {
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
     // checked here too, so that a FIFO or device is named plainly before the image loader wraps the error
     closeSync(openInputFile(a.bootstrap, 'bootstrap').fd);
-    this.instance = createRafsInstance(a.bootstrap, config, this.startTime, (level, msg) => this.log.log(level, msg));
+    this.instance = createRafsInstance(
+      a.bootstrap,
+      config,
+      this.startTime,
+      (level, msg) => this.log.log(level, msg),
+      (msg) => this.events.record(msg),
+    );
     const sb = this.instance.bootstrap.superblock;
     this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
 
@@ -105,6 +136,7 @@ export class FuseDaemon {
         void this.shutdown().then(() => this.exit(0));
       }
     });
+    this.mounted = { mountpoint: '/', mountedAtNs: nowNs(), bootstrapPath: a.bootstrap, instance: this.instance };
     // spec 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
@@ -134,11 +166,36 @@ export class FuseDaemon {
    */
   exit(code: number): never {
     const backend = this.instance?.device.backend;
+    // after exitKeepingMount the FUSE reader threads still sit in reads of /dev/fuse that only an unmount would
+    // end, and the normal exit would wait for them forever
+    if (this.keptMount) {
+      native.exit(code);
+    }
     if (backend && (backend.pending > 0 || backend.abandoned > 0)) {
       this.log.warn('backend reads are still stuck in the kernel; exiting without waiting for them');
       native.exit(code);
     }
     process.exit(code);
+  }
+
+  /**
+   * PUT /api/v1/daemon/exit (spec nydusd-runtime.md 1.10, 1.11): stop serving and go to STOPPED without unmounting,
+   * so that a successor holding the /dev/fuse fd keeps the mount; the cache state is flushed. The caller exits 0.
+   */
+  exitKeepingMount(): Promise<void> {
+    this.keptMount = !this.stopping;
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      try {
+        const s = this.state.state;
+        if (s === 'RUNNING') await this.state.fire('Stop');
+        if (this.state.state === 'READY') await this.state.fire('Exit');
+        else if (this.state.state === 'INIT') await this.state.fire('Stop');
+      } finally {
+        await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));
+      }
+    })();
+    return this.stopping;
   }
 
   /** Unmounts (if mounted), flushes the cache state and closes the backend. Idempotent. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
 import type { Bootstrap } from '../rafs/types.js';
-import type { StorageLog } from '../storage/backend.js';
+import type { BlobBackend, StorageLog } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
 import type { ConfigV2 } from '../config/model.js';
@@ -16,7 +16,33 @@ export interface RafsInstance {
   config: ConfigV2;
 }
 
-export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number, log?: StorageLog): RafsInstance {
+/**
+ * Reports every read the backend fails to `onError` (the daemon's event ring, spec nydusd-runtime.md 3.5.3). Reads
+ * are not retried below this, so each failure is final for its reader.
+ */
+function reportingFailures(inner: BlobBackend, onError: (message: string) => void): BlobBackend {
+  return {
+    kind: inner.kind,
+    get abandoned() {
+      return inner.abandoned;
+    },
+    read: (blobId, offset, length, signal) =>
+      inner.read(blobId, offset, length, signal).catch((err: unknown) => {
+        onError(`${inner.kind}: reading blob ${blobId} offset ${offset} length ${length}: ${(err as Error).message}`);
+        throw err;
+      }),
+    size: (blobId) => inner.size(blobId),
+    close: () => inner.close(),
+  };
+}
+
+export function createRafsInstance(
+  bootstrapPath: string,
+  config: ConfigV2,
+  startTime: number,
+  log?: StorageLog,
+  onReadError?: (message: string) => void,
+): RafsInstance {
   const rafs = config.rafs;
   if (!rafs) throw new Error('no configuration information for rafs');
   const cache = config.cache;
@@ -34,7 +60,9 @@ export function createRafsInstance(bootstrapPath: string, config: ConfigV2, star
   }
   const v6 = bootstrap.superblock.version === 6;
   if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
-  const { backend, timeoutSec } = createBackend(config.backend);
+  const created = createBackend(config.backend);
+  const timeoutSec = created.timeoutSec;
+  const backend = onReadError ? reportingFailures(created.backend, onReadError) : created.backend;
   const device = new BlobDevice(bootstrap.blobs, {
     backend,
     workDir: path.resolve(cache.filecache.work_dir),

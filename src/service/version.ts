@@ -12,7 +12,8 @@ export interface BuildInfo {
   rustc: string;
 }
 
-function projectRoot(): string {
+/** The directory of package.json above this module: where api/ and .git are. */
+export function projectRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);

@@ -1,0 +1,270 @@
+// The management API server (spec nydusd-runtime.md 3.1-3.3): fastify over HTTP/1.1 on the Unix socket --apisock,
+// routes registered from api/*.yaml (operationId -> HANDLERS), query strings and bodies validated with the documents'
+// schemas. Connections are never timed out by the server (DECISIONS.md 15; snapshotter-contract.md 3.8: the
+// snapshotter treats a hang-up of its idle liveness connection as the daemon's death).
+import { lstatSync, unlinkSync, chmodSync, statSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { UnexpectedEventError } from '../service/state-machine.js';
+import type { Logger } from '../service/logger.js';
+import { loadApiRoutes, type ApiRoute } from './documents.js';
+import { ApiError, errorBody } from './errors.js';
+import { HANDLERS, type ApiContext, type Handler } from './handlers.js';
+
+/** The reference's largest request body (spec 3.1). */
+export const MAX_BODY_BYTES = 51200;
+
+export interface ApiServerOptions {
+  socketPath: string;
+  /** permission bits of the socket file (default 0600) */
+  mode?: number;
+  context: ApiContext;
+  log: Logger;
+  routes?: ApiRoute[];
+  handlers?: Record<string, Handler>;
+}
+
+interface RouteConfig {
+  wrapper: string;
+  takesBody: boolean;
+  bodyRequired: boolean;
+}
+
+/** Documents and handlers must name the same operations: a mismatch is a start-up error, not a silent 404. */
+export function checkHandlers(routes: ApiRoute[], handlers: Record<string, Handler>): void {
+  const documented = new Set(routes.map((r) => r.operationId));
+  const missing = [...documented].filter((id) => !handlers[id]);
+  const extra = Object.keys(handlers).filter((id) => !documented.has(id));
+  if (missing.length) throw new Error(`management API: no handler for the documented operations ${missing.join(', ')}`);
+  if (extra.length) throw new Error(`management API: handlers for operations no document declares: ${extra.join(', ')}`);
+}
+
+/** Query strings as the reference decodes them: form-urlencoded, `+` is a space, the first occurrence of a key wins. */
+function parseQuery(s: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(s)) {
+    if (k !== '__proto__' && !Object.hasOwn(out, k)) out[k] = v;
+  }
+  return out;
+}
+
+/** `GET http://localhost/api/v1/daemon` (absolute form) is served as `GET /api/v1/daemon` (spec 3.2). */
+function pathOf(url: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url);
+  const rest = m ? url.slice(m[0].length) : url;
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+function send(reply: FastifyReply, status: number, body?: unknown): FastifyReply {
+  reply.code(status).header('Server', 'Nydus API');
+  if (body === undefined) return reply.send();
+  // compact JSON, exactly `application/json` (spec 3.1)
+  return reply.type('application/json').send(JSON.stringify(body));
+}
+
+/** Whether the request announces a body (Content-Length > 0, or any transfer coding). */
+function announcesBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+export class ApiServer {
+  private inode: number | undefined;
+  private readonly connections = new Set<Socket>();
+
+  private constructor(
+    readonly app: FastifyInstance,
+    readonly socketPath: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Builds the server, checks documents against handlers, and listens (replacing a stale socket file). */
+  static async start(o: ApiServerOptions): Promise<ApiServer> {
+    const routes = o.routes ?? loadApiRoutes();
+    const handlers = o.handlers ?? HANDLERS;
+    checkHandlers(routes, handlers);
+    const app = buildApp(routes, handlers, o.context, o.log);
+    const server = new ApiServer(app, o.socketPath, o.log);
+    app.server.on('connection', (s: Socket) => {
+      server.connections.add(s);
+      s.once('close', () => server.connections.delete(s));
+    });
+    await server.listen(o.mode ?? 0o600);
+    return server;
+  }
+
+  private async listen(mode: number): Promise<void> {
+    await prepareSocketPath(this.socketPath);
+    // the socket is created owner-only whatever the umask, so that nobody else can connect before the chmod below
+    const umask = process.umask(0o177);
+    try {
+      await this.app.listen({ path: this.socketPath });
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(this.socketPath, mode);
+    this.inode = statSync(this.socketPath).ino;
+    this.log.info(`management API listening on ${this.socketPath} (mode 0${mode.toString(8)})`);
+  }
+
+  /** Stops listening, ends every connection and removes the socket file (if it is still ours). Idempotent. */
+  async close(): Promise<void> {
+    const closing = this.app.close();
+    for (const s of this.connections) s.destroy();
+    await closing.catch((err) => this.log.warn(`closing the management API: ${(err as Error).message}`));
+    try {
+      if (this.inode !== undefined && lstatSync(this.socketPath).ino === this.inode) unlinkSync(this.socketPath);
+    } catch {
+      // already removed (libuv unlinks a listening socket's path when it closes)
+    }
+    this.inode = undefined;
+  }
+}
+
+/**
+ * A socket file left by a dead daemon is replaced (spec 1.9 step 8); one that something still answers on is
+ * refused, so that two daemons never fight over one API; a path that is not a socket is never deleted.
+ */
+export async function prepareSocketPath(p: string, replaceStale = true): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new Error(`--apisock ${p}: ${(err as Error).message}`);
+  }
+  if (!st.isSocket()) throw new Error(`--apisock ${p}: the path exists and is not a socket; refusing to replace it`);
+  if (await answers(p)) throw new Error(`--apisock ${p}: another process is serving this socket (a live daemon?); refusing to replace it`);
+  if (replaceStale) unlinkSync(p);
+}
+
+function answers(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    const done = (alive: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(alive);
+    };
+    // a listener whose backlog is full does not accept within this: count it as alive (never delete a live socket)
+    const timer = setTimeout(() => done(true), 2000);
+    s.once('connect', () => done(true));
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
+  });
+}
+
+function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger): FastifyInstance {
+  const documentedPaths = new Set(routes.map((r) => r.path));
+  const app = Fastify({
+    logger: false,
+    bodyLimit: MAX_BODY_BYTES,
+    // only the documented routes: no automatic HEAD routes
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    rewriteUrl: (req) => pathOf(req.url ?? '/'),
+    routerOptions: { querystringParser: parseQuery },
+    // query values stay strings and bodies keep their JSON types: {"log_level": 5} is a wrong type, not "5"
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    serverFactory: (handler) => {
+      const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, handler);
+      server.timeout = 0;
+      server.keepAliveTimeout = 0;
+      server.headersTimeout = 0;
+      server.requestTimeout = 0;
+      return server;
+    },
+    // malformed HTTP (the parser's errors): the error shape too, then the connection ends (nothing can follow)
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const body = JSON.stringify(errorBody(`BadRequest: malformed HTTP request (${err.code ?? err.message})`));
+      socket.end(`HTTP/1.1 400 Bad Request\r\nServer: Nydus API\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
+  });
+
+  // every body is JSON whatever it is labelled (the reference accepts application/json and text/plain, and nydusctl
+  // may send none); an empty body is no body
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: MAX_BODY_BYTES }, (_req, text, done) => {
+    const s = text as string;
+    if (s.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(s));
+    } catch (err) {
+      done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`), undefined);
+    }
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const p = pathOf(req.url).split('?')[0]!;
+    if (documentedPaths.has(p)) return send(reply, 400, errorBody(`BadRequest: ${req.method} is not served on ${p}`));
+    return send(reply, 404, errorBody('NoRoute'));
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const wrapper = (req.routeOptions.config as Partial<RouteConfig> | undefined)?.wrapper;
+    const wrap = (m: string) => (wrapper ? `${wrapper}: ${m}` : m);
+    let status = 500;
+    let message: string;
+    if (err instanceof ApiError) {
+      status = err.status;
+      message = wrap(err.message);
+    } else if (err instanceof UnexpectedEventError) {
+      status = 400;
+      message = wrap(`unexpected state machine transition event ${err.event} (the daemon is ${err.state})`);
+    } else if (err.validation) {
+      status = 400;
+      const what = err.validationContext === 'querystring' ? 'QueryString' : 'ParseBody';
+      message = `${what}: ${err.validationContext === 'querystring' ? 'query string' : 'body'} ${err.message.replace(/^(querystring|body)\s*/, '')}`;
+    } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 400;
+      message = `BadRequest: the request body is larger than ${MAX_BODY_BYTES} bytes`;
+    } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      // the framework's other request errors (bad content length, bad URL, ...): all 400 in the reference
+      status = 400;
+      message = `BadRequest: ${err.message}`;
+    } else {
+      message = wrap(err.message);
+    }
+    if (status >= 500) log.warn(`API ${req.method} ${pathOf(req.url).split('?')[0]}: ${status} ${message}`);
+    return send(reply, status, errorBody(message));
+  });
+
+  for (const r of routes) {
+    const handler = handlers[r.operationId]!;
+    const config: RouteConfig = { wrapper: handler.wrapper, takesBody: r.body !== undefined, bodyRequired: r.bodyRequired };
+    app.route({
+      method: r.method,
+      url: r.path,
+      config,
+      schema: { querystring: r.querystring, ...(r.body !== undefined ? { body: r.body } : {}) },
+      // each route takes a body or does not (spec 3.2): the wrong combination is 400 BadRequest, checked before
+      // anything is read
+      onRequest: (req, reply, done) => {
+        if (!config.takesBody && announcesBody(req)) {
+          send(reply, 400, errorBody(`BadRequest: ${req.method} ${r.path} takes no body`));
+          return;
+        }
+        done();
+      },
+      preValidation: (req, reply, done) => {
+        if (config.bodyRequired && req.body === undefined) {
+          send(reply, 400, errorBody(`BadRequest: ${req.method} ${r.path} needs a JSON body`));
+          return;
+        }
+        done();
+      },
+      handler: async (req, reply) => {
+        const after: (() => void)[] = [];
+        const result = await handler.handle(
+          { query: req.query as Record<string, string>, body: req.body, afterResponse: (fn) => after.push(fn) },
+          ctx,
+        );
+        if (after.length) reply.raw.once('finish', () => after.forEach((fn) => fn()));
+        return result === undefined ? send(reply, 204) : send(reply, 200, result);
+      },
+    });
+  }
+  return app;
+}
