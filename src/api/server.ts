@@ -97,8 +97,8 @@ export class ApiServer {
 
   private async listen(mode: number): Promise<void> {
     await prepareSocketPath(this.socketPath);
-    // the socket is created owner-only whatever the umask, so that nobody else can connect before the chmod below
-    const umask = process.umask(0o177);
+    // the socket is created with exactly `mode` whatever the process umask: never wider, not even for a moment
+    const umask = process.umask(0o777 & ~mode);
     try {
       await this.app.listen({ path: this.socketPath });
     } finally {
@@ -177,7 +177,8 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     },
     // malformed HTTP (the parser's errors): the error shape too, then the connection ends (nothing can follow)
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
-      if (!socket.writable) return socket.destroy();
+      // a connection already answered and closing (bytes after a response that ended it): nothing more to say
+      if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION' || err.code === 'ECONNRESET') return socket.destroy();
       const body = JSON.stringify(errorBody(`BadRequest: malformed HTTP request (${err.code ?? err.message})`));
       socket.end(`HTTP/1.1 400 Bad Request\r\nServer: Nydus API\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     },

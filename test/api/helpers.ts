@@ -24,7 +24,11 @@ export function request(
   opts: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...opts.headers };
+    // an exact Content-Length as the Go client sends (Node's client would send a GET body unframed)
+    const headers: Record<string, string> = {
+      ...(opts.body !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(opts.body)) } : {}),
+      ...opts.headers,
+    };
     const req = http.request({ socketPath: sock, method, path: url, headers, agent: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
@@ -55,7 +59,10 @@ export interface ApiDaemon {
 }
 
 /** A dedicated daemon on the v6 sample (localfs backend, cache in a temp dir) with --apisock; waits for the socket. */
-export async function startApiDaemon(extra: string[] = [], opts: { dir?: string; sock?: string } = {}): Promise<ApiDaemon> {
+export async function startApiDaemon(
+  extra: string[] = [],
+  opts: { dir?: string; sock?: string; ready?: (d: Daemon) => boolean } = {},
+): Promise<ApiDaemon> {
   const dir = opts.dir ?? tempDir('api');
   const mountpoint = path.join(dir, 'mnt');
   const cache = path.join(dir, 'cache');
@@ -66,7 +73,7 @@ export async function startApiDaemon(extra: string[] = [], opts: { dir?: string;
     ['--bootstrap', path.join(SAMPLE, 'bootstrap'), '--localfs-dir', cache, '--mountpoint', mountpoint, '--apisock', sock, ...extra],
     mountpoint,
   );
-  await waitForSocket(daemon, sock);
+  await waitForSocket(daemon, sock, 20_000, opts.ready && (() => opts.ready!(daemon)));
   return { daemon, dir, sock, mountpoint, cache };
 }
 
@@ -79,9 +86,9 @@ export function isSocket(p: string): boolean {
 }
 
 /** Polls for the socket file as the snapshotter does; fails if the daemon exits first. */
-export async function waitForSocket(d: Daemon, sock: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForSocket(d: Daemon, sock: string, timeoutMs = 20_000, ready = () => isSocket(sock)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!isSocket(sock)) {
+  while (!ready()) {
     if (!d.running) throw new Error(`nydusd exited before creating ${sock}: ${d.stderr}`);
     if (Date.now() > deadline) throw new Error(`no socket at ${sock} within ${timeoutMs} ms: ${d.stderr}`);
     await sleep(10);
