@@ -133,6 +133,9 @@ export interface DirEntry {
   type: number;
 }
 
+/** A listing callback: one child's name as `src[start, end)`, inode number and S_IFMT bits; false stops the listing. */
+export type DirVisitor = (src: Buffer, start: number, end: number, ino: number, type: number) => boolean;
+
 export interface SuperblockInfo {
   version: 5 | 6;
   flags: bigint;
@@ -163,6 +166,12 @@ export interface Bootstrap {
   lookup(dirIno: number, name: Buffer): Inode | undefined;
   /** entries of a directory sorted by raw name bytes, '.' and '..' excluded */
   readdir(dirIno: number): DirEntry[];
+  /**
+   * The same entries from position `from` on (0 = the first child), handed to `visit` one by one, each name as
+   * `src[start, end)`, until it returns false. Nothing is allocated per entry, and paging through a huge
+   * directory costs each page only the entries it visits (issue 8 item 2).
+   */
+  list(dirIno: number, from: number, visit: DirVisitor): void;
   /** the parent directory's inode number (root's parent is root) */
   parentOf(dirIno: number): number;
   readlink(ino: number): Buffer;
