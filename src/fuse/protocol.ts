@@ -496,7 +496,13 @@ export class DirentWriter {
     writeU64(this.buf, off, p + 8);
     this.buf.writeUInt32LE(end - start, p + 16);
     this.buf.writeUInt32LE(type, p + 20);
-    src.copy(this.buf, p + DIRENT_HEADER_SIZE, start, end);
+    if (end - start > 32) {
+      src.copy(this.buf, p + DIRENT_HEADER_SIZE, start, end);
+      return;
+    }
+    // most names are short: a loop is cheaper than the native copy's call overhead, once per listed entry
+    const b = this.buf;
+    for (let i = start, q = p + DIRENT_HEADER_SIZE; i < end; i++, q++) b[q] = src[i]!;
   }
 
   get length(): number {

@@ -73,7 +73,6 @@ export class V6Bootstrap implements Bootstrap {
   private chunkIdx: ChunkIndex | undefined;
   /** the first damaged chunk-table record's fault, named when a file needs a chunk the table lacks */
   private chunkTableDamage: string | undefined;
-  private readonly inodes = new SmallCache<number, V6Rec>(8192);
   /**
    * Per checked directory: element k is the number of children ('.' and '..' excluded) in dirent blocks before
    * block k, the last element the total. Four bytes a block, so many directories fit; listings and lookups then
@@ -226,9 +225,11 @@ export class V6Bootstrap implements Bootstrap {
     return s;
   }
 
+  /**
+   * Decodes and checks an inode record. Not cached: decoding costs about what a Map lookup does, and a cache that a
+   * 200,000-entry listing churns through only moved garbage into the old generation (issue 8 item 2).
+   */
   private inode(nid: number): V6Rec {
-    const cached = this.inodes.get(nid);
-    if (cached !== undefined) return cached;
     const what = `v6 inode nid ${nid}`;
     const buf = this.buf;
     if (!Number.isSafeInteger(nid) || nid < 0) throw new RafsError(`${what}: invalid nid`);
@@ -281,7 +282,7 @@ export class V6Bootstrap implements Bootstrap {
     } else if (rec.size !== 0) {
       throw new RafsError(`${what}: special file has size ${rec.size}`);
     }
-    return this.inodes.set(nid, rec);
+    return rec;
   }
 
   private superblockChunkSize(): number {
