@@ -14,9 +14,6 @@ const TIMEOUT = 2 ** 32;
 const FUSE_ROOT = 1n;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
-
-/** Attr with every field present and numeric, as RAFS reports them */
-type AttrFields = { [K in keyof Attr]-?: number };
 const FILE_CHUNK_CACHE = 256;
 /**
  * How far ahead of a sequential reader chunks are fetched. The kernel sends one 1 MiB READ at a time per
@@ -25,6 +22,9 @@ const FILE_CHUNK_CACHE = 256;
  */
 const READAHEAD = 4 * 1024 * 1024;
 const SEQUENTIAL_TRACKED = 1024;
+
+/** Attr with every field present and numeric, as RAFS reports them */
+type AttrFields = { [K in keyof Attr]-?: number };
 
 export interface RafsFsOptions {
   /** rafs.batch_size (amplify_io): how much of a file's following chunks a read may pull along */

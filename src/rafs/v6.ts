@@ -43,6 +43,13 @@ function dotsOf(b: Buffer, start: number, end: number): number {
 }
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+interface DirState {
+  /** 1 for each dirent block already checked */
+  checked: Uint8Array;
+  /** children before each block, once the directory was listed */
+  before: Uint32Array | undefined;
+}
+
 interface V6Rec {
   nid: number;
   off: number;
@@ -74,12 +81,11 @@ export class V6Bootstrap implements Bootstrap {
   /** the first damaged chunk-table record's fault, named when a file needs a chunk the table lacks */
   private chunkTableDamage: string | undefined;
   /**
-   * Per checked directory: element k is the number of children ('.' and '..' excluded) in dirent blocks before
-   * block k, the last element the total. Four bytes a block, so many directories fit; listings and lookups then
-   * read names straight from the bootstrap without decoding blocks into objects (issue 8 item 2: a 200,000-entry
-   * directory held as objects cost ~100 MiB of heap, and every READDIR page rebuilt them once evicted).
+   * Per directory, a few bytes a dirent block: listings and lookups read names straight from the bootstrap instead
+   * of decoding blocks into objects (issue 8 item 2: a 200,000-entry directory held as objects cost ~100 MiB of
+   * heap, and every READDIR page rebuilt them once evicted).
    */
-  private readonly dirIndexes = new SmallCache<number, Uint32Array>(4096);
+  private readonly dirStates = new SmallCache<number, DirState>(4096);
 
   constructor(private readonly buf: Buffer, opts?: OpenOptions) {
     this.size = buf.length;
@@ -319,56 +325,85 @@ export class V6Bootstrap implements Bootstrap {
     return r;
   }
 
-  /**
-   * The checked directory `nid`: every dirent of every block is validated once (name ranges, no NUL or '/', known
-   * file type, names strictly sorted across blocks, '.' pointing at the directory itself), so that listings and
-   * lookups may read the blocks afterwards without checking again.
-   */
-  private dirIndex(nid: number): { r: V6Rec; before: Uint32Array } {
+  /** What is known of directory `nid`: which of its dirent blocks were checked, and its child counts once listed. */
+  private dirState(nid: number): { r: V6Rec; st: DirState } {
     const r = this.dirInode(nid);
-    const cached = this.dirIndexes.get(nid);
-    if (cached !== undefined) return { r, before: cached };
-    const blocks = this.blockCount(r);
+    let st = this.dirStates.get(nid);
+    if (st === undefined) st = this.dirStates.set(nid, { checked: new Uint8Array(this.blockCount(r)), before: undefined });
+    return { r, st };
+  }
+
+  /**
+   * Dirent block `k`, checked on first use (name ranges, no NUL or '/', names strictly sorted, known file types, '.'
+   * pointing at the directory itself): a lookup checks only the blocks its binary search touches, so the first
+   * `cat` of one file in a 200,000-entry directory does not pay for checking the whole directory.
+   */
+  private dirBlock(r: V6Rec, st: DirState, k: number): Buffer {
+    const b = this.dataBlock(r, k);
+    if (st.checked[k] === 1) return b;
+    const what = `v6 inode nid ${r.nid} dirent block ${k}`;
+    if (b.length < DIRENT_SIZE) throw new RafsError(`${what}: too short for a dirent`);
+    const first = b.readUInt16LE(8);
+    if (first % DIRENT_SIZE !== 0 || first === 0 || first >= b.length) throw new RafsError(`${what}: first e_nameoff ${first} invalid`);
+    const count = first / DIRENT_SIZE;
+    let prevOff = first;
+    let prevEnd = 0;
+    for (let j = 0; j < count; j++) {
+      const d = j * DIRENT_SIZE;
+      const nameOff = b.readUInt16LE(d + 8);
+      const next = j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length;
+      if (nameOff < prevOff || next <= nameOff || next > b.length) throw new RafsError(`${what}: dirent ${j} name range ${nameOff}..${next} invalid`);
+      const end = nameEnd(b, j, count, nameOff, next);
+      if (end === nameOff) throw new RafsError(`${what}: dirent ${j} has an empty name`);
+      for (let p = nameOff; p < end; p++) {
+        if (b[p] === 0 || b[p] === 0x2f) throw new RafsError(`${what}: dirent ${j} name contains NUL or '/'`);
+      }
+      if (j > 0 && b.compare(b, nameOff, end, prevOff, prevEnd) >= 0) throw new RafsError(`v6 inode nid ${r.nid}: dirents not sorted at block ${k} entry ${j}`);
+      prevOff = nameOff;
+      prevEnd = end;
+      const child = u64(b, d, `${what} dirent ${j} e_nid`);
+      if (b[d + 10] >= FILE_TYPES.length) throw new RafsError(`${what}: dirent ${j} has unknown file type ${b[d + 10]}`);
+      if (dotsOf(b, nameOff, end) === 1 && child !== r.nid) throw new RafsError(`v6 inode nid ${r.nid}: '.' points at nid ${child}`);
+    }
+    st.checked[k] = 1;
+    return b;
+  }
+
+  /**
+   * Element k: the number of children ('.' and '..' excluded) in blocks before block k; the last element the total.
+   * Built at the first listing, which also checks that names stay sorted from block to block, so a listing pages
+   * straight to child k.
+   */
+  private childCounts(r: V6Rec, st: DirState): Uint32Array {
+    if (st.before !== undefined) return st.before;
+    const blocks = st.checked.length;
     const before = new Uint32Array(blocks + 1);
+    let children = 0;
     let prev: Buffer | undefined;
     let prevStart = 0;
     let prevEnd = 0;
-    let children = 0;
     for (let k = 0; k < blocks; k++) {
       before[k] = children;
-      const b = this.dataBlock(r, k);
-      const what = `v6 inode nid ${nid} dirent block ${k}`;
-      if (b.length < DIRENT_SIZE) throw new RafsError(`${what}: too short for a dirent`);
-      const first = b.readUInt16LE(8);
-      if (first % DIRENT_SIZE !== 0 || first === 0 || first >= b.length) throw new RafsError(`${what}: first e_nameoff ${first} invalid`);
-      const count = first / DIRENT_SIZE;
-      let prevOff = first;
+      const b = this.dirBlock(r, st, k);
+      const count = b.readUInt16LE(8) / DIRENT_SIZE;
       for (let j = 0; j < count; j++) {
         const d = j * DIRENT_SIZE;
         const nameOff = b.readUInt16LE(d + 8);
-        const next = j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length;
-        if (nameOff < prevOff || next <= nameOff || next > b.length) throw new RafsError(`${what}: dirent ${j} name range ${nameOff}..${next} invalid`);
-        prevOff = nameOff;
-        const end = nameEnd(b, j, count, nameOff, next);
-        if (end === nameOff) throw new RafsError(`${what}: dirent ${j} has an empty name`);
-        for (let p = nameOff; p < end; p++) {
-          if (b[p] === 0 || b[p] === 0x2f) throw new RafsError(`${what}: dirent ${j} name contains NUL or '/'`);
+        const end = nameEnd(b, j, count, nameOff, j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length);
+        if (j === 0 && prev !== undefined && prev.compare(b, nameOff, end, prevStart, prevEnd) >= 0) {
+          throw new RafsError(`v6 inode nid ${r.nid}: dirents not sorted at block ${k} entry 0`);
         }
-        if (prev !== undefined && prev.compare(b, nameOff, end, prevStart, prevEnd) >= 0) {
-          throw new RafsError(`v6 inode nid ${nid}: dirents not sorted at block ${k} entry ${j}`);
+        if (j === count - 1) {
+          prev = b;
+          prevStart = nameOff;
+          prevEnd = end;
         }
-        prev = b;
-        prevStart = nameOff;
-        prevEnd = end;
-        const child = u64(b, d, `${what} dirent ${j} e_nid`);
-        if (b[d + 10] >= FILE_TYPES.length) throw new RafsError(`${what}: dirent ${j} has unknown file type ${b[d + 10]}`);
-        const dots = dotsOf(b, nameOff, end);
-        if (dots === 1 && child !== nid) throw new RafsError(`v6 inode nid ${nid}: '.' points at nid ${child}`);
-        if (dots === 0) children++;
+        if (dotsOf(b, nameOff, end) === 0) children++;
       }
     }
     before[blocks] = children;
-    return { r, before: this.dirIndexes.set(nid, before) };
+    st.before = before;
+    return before;
   }
 
   private blockCount(r: V6Rec): number {
@@ -376,7 +411,8 @@ export class V6Bootstrap implements Bootstrap {
   }
 
   list(nid: number, from: number, visit: DirVisitor): void {
-    const { r, before } = this.dirIndex(nid);
+    const { r, st } = this.dirState(nid);
+    const before = this.childCounts(r, st);
     const blocks = before.length - 1;
     if (from >= before[blocks]!) return;
     // the block holding child `from`: the last block with before[k] <= from
@@ -400,7 +436,7 @@ export class V6Bootstrap implements Bootstrap {
           skip--;
           continue;
         }
-        const child = b.readUInt32LE(d) + b.readUInt32LE(d + 4) * 2 ** 32; // checked safe by dirIndex
+        const child = b.readUInt32LE(d) + b.readUInt32LE(d + 4) * 2 ** 32; // checked safe by dirBlock
         const ft = FILE_TYPES[b[d + 10]!]!;
         if (!visit(b, nameOff, end, child, ft === 0 ? this.inode(child).mode & S_IFMT : ft)) return;
       }
@@ -413,14 +449,14 @@ export class V6Bootstrap implements Bootstrap {
     return out;
   }
 
-  /** nid of `name` in a directory (including '.' and '..'), or -1; binary search over the checked blocks */
+  /** nid of `name` in a directory (including '.' and '..'), or -1: a binary search over the blocks, then inside one */
   private findNid(dirNid: number, name: Buffer): number {
-    const { r, before } = this.dirIndex(dirNid);
+    const { r, st } = this.dirState(dirNid);
     let lo = 0;
-    let hi = before.length - 2;
+    let hi = st.checked.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const b = this.dataBlock(r, mid);
+      const b = this.dirBlock(r, st, mid);
       const count = b.readUInt16LE(8) / DIRENT_SIZE;
       const firstOff = b.readUInt16LE(8);
       if (name.compare(b, firstOff, nameEnd(b, 0, count, firstOff, count > 1 ? b.readUInt16LE(DIRENT_SIZE + 8) : b.length)) < 0) {
