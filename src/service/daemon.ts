@@ -87,7 +87,7 @@ export class FuseDaemon {
       // faster than with a 1 MiB window, whose requests waited for their chunk one by one (BENCHMARKS.md, run H)
       readAheadKb: 4096,
       // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
-      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always')
+      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run N)
       readdirplus: 'always',
       // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
       // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
