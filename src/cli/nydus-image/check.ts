@@ -89,7 +89,7 @@ export function runCheck(argv: string[]): number {
 
 /** The bootstrap's chunk record and the blob's own CI entry must describe the same bytes. */
 function checkAgainstCi(reader: BlobReader, c: ChunkInfo): void {
-  const ci = reader.ciTable(c.blobIndex)[c.index];
+  const ci = reader.ciEntry(c.blobIndex, c.index);
   if (!ci) throw new Error(`chunk index ${c.index} is beyond the CI table of blob ${c.blobIndex}`);
   if (
     ci.compressedOffset !== c.compressedOffset ||
