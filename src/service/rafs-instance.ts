@@ -7,7 +7,7 @@ import type { Bootstrap } from '../rafs/types.js';
 import type { StorageLog } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
-import type { ConfigV2 } from './config.js';
+import type { ConfigV2 } from '../config/model.js';
 
 export interface RafsInstance {
   bootstrap: Bootstrap;
