@@ -2,8 +2,11 @@
 // they came in and each field is decoded when asked for. A layer of 200,000 tiny files has 200,000 entries, and
 // decoding them all into objects at a blob's first read cost ~0.2 s and ~50 MiB, most of it garbage collection
 // (issue 8, BENCHMARKS.md run M), for the handful of chunks a read touches.
+import os from 'node:os';
 import { RafsError } from '../rafs/types.js';
 import { need } from '../rafs/le.js';
+
+const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
 export const CI_V1_SIZE = 16;
 export const CI_V2_SIZE = 24;
@@ -43,6 +46,8 @@ const TWO32 = 0x1_0000_0000;
  */
 export class CiTable {
   readonly entrySize: number;
+  /** the entries as little-endian 32-bit words: a view of `buf` when it is 4-byte aligned, else a copy */
+  private readonly words: Uint32Array;
 
   constructor(
     readonly buf: Buffer,
@@ -52,10 +57,18 @@ export class CiTable {
     this.entrySize = v2 ? CI_V2_SIZE : CI_V1_SIZE;
     if (!Number.isSafeInteger(count) || count < 0 || count > MAX_CI_ENTRIES) throw new RafsError(`ci table: invalid entry count ${count}`);
     need(buf, 0, count * this.entrySize, `ci table of ${count} ${v2 ? 'v2' : 'v1'} entries`);
+    const n = (count * this.entrySize) / 4;
+    if (LITTLE_ENDIAN_HOST && buf.byteOffset % 4 === 0) {
+      this.words = new Uint32Array(buf.buffer, buf.byteOffset, n);
+    } else {
+      // a small table from Node's shared pool (large Buffers own aligned memory), or a big-endian host
+      this.words = new Uint32Array(n);
+      for (let k = 0; k < n; k++) this.words[k] = buf.readUInt32LE(k * 4);
+    }
   }
 
   private word(i: number, w: number): number {
-    return this.buf.readUInt32LE(i * this.entrySize + w * 4);
+    return this.words[i * (this.entrySize >>> 2) + w]!;
   }
 
   uncompressedOffset(i: number): number {
@@ -93,6 +106,33 @@ export class CiTable {
   /** v2: the D word's low half (offset in the context's output, or the CRC-32C); 0 for v1. */
   dataLow(i: number): number {
     return this.v2 ? this.word(i, 4) : 0;
+  }
+
+  /**
+   * The first entry that starts before the previous one ends, or -1 when the entries are in order (nydusd
+   * binary-searches them). One tight pass over the words: it runs once per blob, over up to 2^24 entries. (Both
+   * layouts store offsets in 4 KiB units, so an entry cannot be off a 4K boundary.)
+   */
+  firstOverlap(): number {
+    const w = this.words;
+    const n = this.count;
+    let end = 0;
+    if (this.v2) {
+      for (let i = 0, b = 0; i < n; i++, b += 6) {
+        const offset = w[b]! * 4096;
+        if (offset < end) return i;
+        end = offset + (w[b + 1]! & 0xffffff) + 1;
+      }
+      return -1;
+    }
+    for (let i = 0, b = 0; i < n; i++, b += 4) {
+      const lo = w[b]!;
+      const hi = w[b + 1]!;
+      const offset = (hi & 0xfff) * TWO32 + ((lo & 0xfffff000) >>> 0);
+      if (offset < end) return i;
+      end = offset + ((((lo >>> 8) & 0xf) << 20) | (hi >>> 12)) + 1;
+    }
+    return -1;
   }
 
   /** End of the blob's uncompressed address space (the 4K-aligned end of its last chunk). */

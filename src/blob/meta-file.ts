@@ -29,7 +29,7 @@ export function parseBlobMetaFile(buf: Buffer): BlobMetaFile {
   const ci = buf.subarray(0, header.ciUncompressedSize);
   const v2 = (header.features & BlobFeature.CHUNK_INFO_V2) !== 0;
   const table = new CiTable(ci, header.ciEntries, v2);
-  checkEntries(table, header);
+  checkEntries(table);
   let zranContexts: ZranContext[] = [];
   let batchContexts: BatchContext[] = [];
   if (header.zranCount > 0) {
@@ -40,7 +40,8 @@ export function parseBlobMetaFile(buf: Buffer): BlobMetaFile {
     else if (header.features & BlobFeature.BATCH) batchContexts = parseBatchContexts(area, header.zranCount);
     else throw new RafsError('blob meta file: context array present without ZRAN or BATCH feature');
   }
-  for (let i = 0; i < table.count; i++) {
+  // only v2 entries name contexts (a v1 entry's flags are just COMPRESSED)
+  for (let i = 0; v2 && i < table.count; i++) {
     const flags = table.flags(i);
     if ((flags & (CiFlag.ZRAN | CiFlag.BATCH)) === 0) continue;
     const ctx = table.dataHigh(i);
@@ -60,13 +61,7 @@ export function parseBlobMetaFile(buf: Buffer): BlobMetaFile {
 }
 
 /** Entries are sorted by uncompressed offset and do not overlap (nydusd binary-searches them). */
-export function checkEntries(table: CiTable, header: BlobMetaHeader): void {
-  const aligned = (header.features & BlobFeature.ALIGNED) !== 0;
-  let end = 0;
-  for (let i = 0; i < table.count; i++) {
-    const offset = table.uncompressedOffset(i);
-    if (offset < end) throw new RafsError(`ci entry ${i}: uncompressed offset ${offset} overlaps the previous entry`);
-    if (aligned && offset % 4096 !== 0) throw new RafsError(`ci entry ${i}: uncompressed offset ${offset} not 4K aligned`);
-    end = offset + table.uncompressedSize(i);
-  }
+export function checkEntries(table: CiTable): void {
+  const i = table.firstOverlap();
+  if (i >= 0) throw new RafsError(`ci entry ${i}: uncompressed offset ${table.uncompressedOffset(i)} overlaps the previous entry`);
 }

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { decompressAsync } from '../compress.js';
+import { decompress, decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
 import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
@@ -71,6 +71,12 @@ const MAX_FETCH_CHUNKS = 1024;
  * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
  */
 const SMALL_CHUNK = 64 * 1024;
+/**
+ * Chunks up to this size decode on the main thread: handing one to the libuv pool costs the main thread ~20 us (work
+ * item, promise, completion), a synchronous decode of a few KiB less, and a fetch of 1024 tiny chunks queued them all
+ * before the first one's reader got its reply (issue 8, BENCHMARKS.md run N).
+ */
+const INLINE_DECODE = 4096;
 /** After a cache write failed (ENOSPC, EIO), no chunk is written for this long; then one write tries again. */
 const WRITE_RETRY_MS = 10_000;
 /** Damaged cached chunks named one by one in the log per blob; further ones are only counted. */
@@ -458,8 +464,9 @@ export class BlobCache {
     let keys = new Set<number>();
     const flush = () => {
       if (group.length === 0) return;
+      const asked = group.length;
       this.extend(group, keys, limit, extra);
-      this.fetchGroup(group);
+      this.fetchGroup(group, asked);
       group = [];
       keys = new Set();
     };
@@ -502,7 +509,13 @@ export class BlobCache {
     }
   }
 
-  private fetchGroup(group: ChunkInfo[]): void {
+  /**
+   * Fetches a contiguous group in one backend read. The first `asked` chunks are what readers wait for; the rest
+   * (the group's extension) are decoded, remembered and written only after the next turn of the event loop, so that
+   * the readers' replies go out first: with 1024 tiny chunks in a group, each step of a reader's reply otherwise
+   * queued behind every chunk's decode and cache write (the first read of a tiny file waited ~75 ms, issue 8).
+   */
+  private fetchGroup(group: ChunkInfo[], asked = group.length): void {
     const start = group[0]!.compressedOffset;
     const last = group[group.length - 1]!;
     const length = last.compressedOffset + last.compressedSize - start;
@@ -516,9 +529,10 @@ export class BlobCache {
       }
       return data;
     })();
-    const decoded = group.map((chunk) => {
+    const later = asked < group.length ? raw.then((data) => new Promise<Buffer>((resolve) => setImmediate(() => resolve(data)))) : raw;
+    const decoded = group.map((chunk, k) => {
       let stored: Buffer | undefined;
-      const p = raw.then(async (data) => {
+      const p = (k < asked ? raw : later).then(async (data) => {
         stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
         // cache.validate covers what comes from the backend too: no byte reaches a reader or the cache unchecked
@@ -580,7 +594,7 @@ export class BlobCache {
     this.writeFailure = undefined;
   }
 
-  /** Decodes on the libuv pool: the chunks of a group and of readahead decode in parallel, on the other core. */
+  /** Decodes on the libuv pool (small chunks inline): the chunks of a group and of readahead decode in parallel, on the other core. */
   private async decode(chunk: ChunkInfo, stored: Buffer): Promise<Buffer> {
     const compressed = (chunk.flags & ChunkFlag.COMPRESSED) !== 0;
     if (!compressed) {
@@ -596,6 +610,7 @@ export class BlobCache {
     }
     const out = this.chunkBuffer(chunk.uncompressedSize);
     try {
+      if (chunk.uncompressedSize <= INLINE_DECODE) return decompress(this.blob.compressor, stored, chunk.uncompressedSize, out);
       return await decompressAsync(this.blob.compressor, stored, chunk.uncompressedSize, out);
     } catch (err) {
       this.opts.arena?.release(out);
