@@ -2,11 +2,8 @@
 // they came in and each field is decoded when asked for. A layer of 200,000 tiny files has 200,000 entries, and
 // decoding them all into objects at a blob's first read cost ~0.2 s and ~50 MiB, most of it garbage collection
 // (issue 8, BENCHMARKS.md run M), for the handful of chunks a read touches.
-import os from 'node:os';
 import { RafsError } from '../rafs/types.js';
-import { need } from '../rafs/le.js';
-
-const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
+import { need, u32Words } from '../rafs/le.js';
 
 export const CI_V1_SIZE = 16;
 export const CI_V2_SIZE = 24;
@@ -57,14 +54,7 @@ export class CiTable {
     this.entrySize = v2 ? CI_V2_SIZE : CI_V1_SIZE;
     if (!Number.isSafeInteger(count) || count < 0 || count > MAX_CI_ENTRIES) throw new RafsError(`ci table: invalid entry count ${count}`);
     need(buf, 0, count * this.entrySize, `ci table of ${count} ${v2 ? 'v2' : 'v1'} entries`);
-    const n = (count * this.entrySize) / 4;
-    if (LITTLE_ENDIAN_HOST && buf.byteOffset % 4 === 0) {
-      this.words = new Uint32Array(buf.buffer, buf.byteOffset, n);
-    } else {
-      // a small table from Node's shared pool (large Buffers own aligned memory), or a big-endian host
-      this.words = new Uint32Array(n);
-      for (let k = 0; k < n; k++) this.words[k] = buf.readUInt32LE(k * 4);
-    }
+    this.words = u32Words(buf.subarray(0, count * this.entrySize));
   }
 
   private word(i: number, w: number): number {
