@@ -74,7 +74,7 @@ const SMALL_CHUNK = 64 * 1024;
 /**
  * Chunks up to this size decode on the main thread: handing one to the libuv pool costs the main thread ~20 us (work
  * item, promise, completion), a synchronous decode of a few KiB less, and a fetch of 1024 tiny chunks queued them all
- * before the first one's reader got its reply (issue 8, BENCHMARKS.md run N).
+ * before the first one's reader got its reply (issue 8; BENCHMARKS.md, "Run N: the first read").
  */
 const INLINE_DECODE = 4096;
 /** After a cache write failed (ENOSPC, EIO), no chunk is written for this long; then one write tries again. */
