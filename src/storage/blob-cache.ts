@@ -95,17 +95,25 @@ function openOrReset(file: string, chunkCount: number, stale: boolean, log?: Sto
   }
 }
 
-export interface BlobCacheOptions {
-  workDir: string;
+/**
+ * How one reader wants its chunks fetched and checked: these come with each read, because a blob cache is shared by
+ * every mounted image that has the blob (storage/share.ts), each with its own backend and configuration.
+ */
+export interface FetchOptions {
   backend: BlobBackend;
   /** rafs.batch_size / amplify_io: how far a fetch may be extended with neighbouring chunks */
   amplifyIo: number;
   /** verify chunk digests of fetched data (rafs.validate / digest_validate) */
   validateFetch: boolean;
-  /** verify chunk digests when reading from the cache (cache.validate) */
+  /** verify chunk digests of fetched data and when reading from the cache (cache.validate) */
   validateCache: boolean;
   /** backend read timeout in seconds (0 = none) */
   timeoutSec: number;
+}
+
+/** What belongs to the cache files of a blob, the same for every image that reads it. */
+export interface BlobCacheOptions {
+  workDir: string;
   /** the image's digester, for chunk digests */
   digester: Digester;
   /** recycled memory for decoded chunks (chunk-arena.ts); without it every chunk is a new Buffer */
@@ -299,7 +307,7 @@ export class BlobCache {
    * next (the rest of a v5 file); not-ready ones may be fetched in the same backend read. Views of recycled
    * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
-  async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
+  async read(f: FetchOptions, slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
@@ -308,14 +316,14 @@ export class BlobCache {
       seen.add(i);
       missing.push(s.chunk);
     }
-    if (missing.length > 0) this.startFetch(missing, along);
-    return Promise.all(slices.map((s) => this.readSlice(s, lease)));
+    if (missing.length > 0) this.startFetch(f, missing, along);
+    return Promise.all(slices.map((s) => this.readSlice(f, s, lease)));
   }
 
   /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
-  prefetch(chunks: ChunkInfo[]): void {
+  prefetch(f: FetchOptions, chunks: ChunkInfo[]): void {
     const missing = chunks.filter((c) => !this.available(this.key(c)));
-    if (missing.length > 0) this.startFetch(missing, []);
+    if (missing.length > 0) this.startFetch(f, missing, []);
   }
 
   /**
@@ -332,7 +340,7 @@ export class BlobCache {
     return this.map !== undefined && index < this.map.chunkCount && this.map.refresh(index);
   }
 
-  private async readSlice(s: ChunkSlice, lease: ChunkLease | undefined): Promise<Buffer> {
+  private async readSlice(f: FetchOptions, s: ChunkSlice, lease: ChunkLease | undefined): Promise<Buffer> {
     const { chunk, start, end } = s;
     const key = this.key(chunk);
     const pending = this.inflight.get(key);
@@ -346,13 +354,13 @@ export class BlobCache {
     }
     if (this.raw) {
       if (!this.isReady(key)) throw this.unavailable(chunk);
-      return this.keep(lease, (await this.loadRaw(chunk)).subarray(start, end));
+      return this.keep(lease, (await this.loadRaw(f, chunk)).subarray(start, end));
     }
     // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
     if (!this.isReady(key)) throw this.unavailable(chunk);
     let why: string | undefined;
     try {
-      if (this.opts.validateCache) {
+      if (f.validateCache) {
         const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
         why = this.mismatch(chunk, whole);
         if (why === undefined) {
@@ -368,11 +376,11 @@ export class BlobCache {
       // cut short or unreadable under us: the backend still has the chunk
       why = (err as Error).message;
     }
-    return this.keep(lease, (await this.repair(chunk, why)).subarray(start, end));
+    return this.keep(lease, (await this.repair(f, chunk, why)).subarray(start, end));
   }
 
   /** A ready chunk whose cached bytes proved unusable: fetched again (never served from the cache) and rewritten. */
-  private repair(chunk: ChunkInfo, why: string, load?: Promise<Buffer>): Promise<Buffer> {
+  private repair(f: FetchOptions, chunk: ChunkInfo, why: string, load?: Promise<Buffer>): Promise<Buffer> {
     const key = this.key(chunk);
     this.stats.cacheRepairs++;
     if (this.stats.cacheRepairs <= DAMAGE_REPORTS) {
@@ -382,7 +390,7 @@ export class BlobCache {
     this.damaged.add(key);
     // `load` is the raw-mode decode that found the damage, in flight under the chunk's key itself
     const pending = this.inflight.get(key);
-    if (!pending || pending === load) this.fetchGroup([chunk]);
+    if (!pending || pending === load) this.fetchGroup(f, [chunk]);
     return this.inflight.get(key)!;
   }
 
@@ -395,7 +403,7 @@ export class BlobCache {
    * want it meanwhile (it is in flight like a fetch, and kept among the recent chunks after). A chunk that does
    * not decode, or fails cache.validate, is fetched again and never served.
    */
-  private loadRaw(chunk: ChunkInfo): Promise<Buffer> {
+  private loadRaw(f: FetchOptions, chunk: ChunkInfo): Promise<Buffer> {
     const key = this.key(chunk);
     // this load is in flight under the chunk's key; a repair must replace it rather than wait for it
     const self: { load?: Promise<Buffer> } = {};
@@ -404,13 +412,13 @@ export class BlobCache {
       try {
         const stored = await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize);
         plain = await this.decode(chunk, stored);
-        const bad = this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        const bad = f.validateCache ? this.mismatch(chunk, plain) : undefined;
         if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
         this.stats.cacheHits++;
         return plain;
       } catch (err) {
         if (plain) this.opts.arena?.release(plain);
-        const fetched = await this.repair(chunk, (err as Error).message, self.load);
+        const fetched = await this.repair(f, chunk, (err as Error).message, self.load);
         // the fetch lets go of its memory once the chunk is written; this load hands it on with a hold of its own
         this.opts.arena?.hold(fetched);
         return fetched;
@@ -453,8 +461,8 @@ export class BlobCache {
    * Plans merged fetches for `missing` and registers one in-flight promise per chunk. Linear in the chunks planned:
    * each is looked at once, and a fetch holds at most amplify_io bytes and MAX_FETCH_CHUNKS chunks.
    */
-  private startFetch(missing: ChunkInfo[], along: ChunkInfo[]): void {
-    const limit = Math.max(this.opts.amplifyIo, MIN_AMPLIFY);
+  private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[]): void {
+    const limit = Math.max(f.amplifyIo, MIN_AMPLIFY);
     const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
     // the caller's following chunks, by where they start in the blob (that is what "adjacent" means)
     const extra = new Map<number, ChunkInfo>();
@@ -466,7 +474,7 @@ export class BlobCache {
       if (group.length === 0) return;
       const asked = group.length;
       this.extend(group, keys, limit, extra);
-      this.fetchGroup(group, asked);
+      this.fetchGroup(f, group, asked);
       group = [];
       keys = new Set();
     };
@@ -515,17 +523,17 @@ export class BlobCache {
    * the readers' replies go out first: with 1024 tiny chunks in a group, each step of a reader's reply otherwise
    * queued behind every chunk's decode and cache write (the first read of a tiny file waited ~75 ms, issue 8).
    */
-  private fetchGroup(group: ChunkInfo[], asked = group.length): void {
+  private fetchGroup(f: FetchOptions, group: ChunkInfo[], asked = group.length): void {
     const start = group[0]!.compressedOffset;
     const last = group[group.length - 1]!;
     const length = last.compressedOffset + last.compressedSize - start;
     const raw = (async () => {
       this.stats.backendReads++;
       this.stats.backendBytes += length;
-      const data = await readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
+      const data = await readWithTimeout(f.backend, this.blob.blobId, start, length, f.timeoutSec);
       // a backend that answers with other than what was asked for is not believed (its bytes would land at wrong offsets)
       if (data.length !== length) {
-        throw new BackendError(`${this.opts.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
+        throw new BackendError(`${f.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
       }
       return data;
     })();
@@ -536,11 +544,11 @@ export class BlobCache {
         stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
         // cache.validate covers what comes from the backend too: no byte reaches a reader or the cache unchecked
-        const bad = this.opts.validateFetch || this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        const bad = f.validateFetch || f.validateCache ? this.mismatch(chunk, plain) : undefined;
         if (bad !== undefined) {
           this.opts.arena?.release(plain);
           const where = `blob ${this.blob.blobId} chunk ${chunk.index} (compressed [${chunk.compressedOffset}, +${chunk.compressedSize}))`;
-          this.opts.log?.('warn', `${where} from backend ${this.opts.backend.kind} fails validation: ${bad}; not served, not cached`);
+          this.opts.log?.('warn', `${where} from backend ${f.backend.kind} fails validation: ${bad}; not served, not cached`);
           throw new BackendError(`${where}: digest mismatch (${bad})`, this.blob.blobId);
         }
         return plain;
