@@ -175,6 +175,8 @@ export interface Bootstrap {
    * layer completes them from the blob's CI table.
    */
   chunks(ino: number): ChunkInfo[];
+  /** Builds what the first read would otherwise build (v6: the chunk-table index); the daemon calls it after mounting. */
+  prepare?(): void;
 }
 
 /** Error for any malformed image, naming the field that failed validation. */

@@ -512,6 +512,10 @@ export class V6Bootstrap implements Bootstrap {
   }
 
   /** true when the bootstrap carries its chunk table (optional at runtime) */
+  prepare(): void {
+    this.chunkIndex();
+  }
+
   hasChunkTable(): boolean {
     return this.chunkTableSize > 0 && this.chunkTableOffset < this.buf.length;
   }

@@ -108,6 +108,17 @@ export class FuseDaemon {
     // spec 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
+    // spec 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
+    // the first read of a huge layer finds them ready (issue 8: they were most of its cost)
+    const instance = this.instance;
+    setImmediate(() => {
+      try {
+        instance.bootstrap.prepare?.();
+      } catch (err) {
+        this.log.debug(`preparing the bootstrap's indexes: ${(err as Error).message} (left to the reads that need them)`);
+      }
+      void instance.device.openAll();
+    });
     this.log.info(`mounted at ${mountpoint}, state ${this.state.state}`);
   }
 

@@ -76,6 +76,15 @@ export class BlobDevice {
     return p;
   }
 
+  /**
+   * Opens every blob's cache (v6: its CI table, fetched when work_dir has none) ahead of the first read, as the
+   * reference fetches blob metas in the background at mount (spec 1.9, 6.1). A blob that fails is left to the reads
+   * that need it, which try again.
+   */
+  async openAll(): Promise<void> {
+    await Promise.all(this.blobs.map((_, i) => this.open(i).catch(() => undefined)));
+  }
+
   /** Holds for one read's views of recycled chunk memory; release it once the bytes are no longer needed. */
   lease(): ChunkLease {
     return this.arena.lease();
