@@ -2,8 +2,8 @@
 // they came in and each field is decoded when asked for. A layer of 200,000 tiny files has 200,000 entries, and
 // decoding them all into objects at a blob's first read cost ~0.2 s and ~50 MiB, most of it garbage collection
 // (issue 8, BENCHMARKS.md run M), for the handful of chunks a read touches.
-import { RafsError } from '../rafs/types.js';
-import { need, u32Words } from '../rafs/le.js';
+import { RafsError } from '../image-model.js';
+import { need, u32Words } from '../le.js';
 
 export const CI_V1_SIZE = 16;
 export const CI_V2_SIZE = 24;

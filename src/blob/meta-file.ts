@@ -1,6 +1,6 @@
-// The `<blob_id>.blob.meta` cache file (spec 4.12): the uncompressed CI buffer zero-padded to 4K, then the
+// The `<blob_id>.blob.meta` cache file (rafs-format.md 4.12): the uncompressed CI buffer zero-padded to 4K, then the
 // 4096-byte blob-meta header.
-import { RafsError, BlobFeature } from '../rafs/types.js';
+import { RafsError, BlobFeature } from '../image-model.js';
 import { parseMetaHeader, META_HEADER_SIZE, type BlobMetaHeader } from './meta.js';
 import { CiTable, CiFlag } from './ci-table.js';
 import { parseZranContexts, parseBatchContexts, type ZranContext, type BatchContext } from './context.js';

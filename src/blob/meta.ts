@@ -1,6 +1,6 @@
-// The blob-meta ("CI") header and chunk compression-information tables of a v6 data blob (spec 4.2-4.4).
-import { RafsError, Compressor } from '../rafs/types.js';
-import { u32, u64, writeU64 } from '../rafs/le.js';
+// The blob-meta ("CI") header and chunk compression-information tables of a v6 data blob (rafs-format.md 4.2-4.4).
+import { RafsError, Compressor } from '../image-model.js';
+import { u32, u64, writeU64 } from '../le.js';
 import { CiTable, CiFlag, CI_V1_SIZE, CI_V2_SIZE, MAX_CI_ENTRIES, type CiEntry } from './ci-table.js';
 
 // the entry layout lives with the in-place reader; re-exported for the header's and the encoders' users
@@ -20,7 +20,7 @@ export interface BlobMetaHeader {
   zranCount: number;
 }
 
-// Feature bits nydusd accepts in the low half (spec 1.3); bit 31 is internal only.
+// Feature bits nydusd accepts in the low half (rafs-format.md 1.3); bit 31 is internal only.
 const KNOWN_LOW_FEATURES = 0x0fff;
 
 export function checkFeatures(features: number, what: string): void {

@@ -43,7 +43,7 @@ export class FuseDaemon {
   private stopping: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   readonly startTime = Date.now() / 1000;
-  /** the one state of this daemon (spec 1.10), read by the CLI, metrics and the API */
+  /** the one state of this daemon (nydusd-runtime.md 1.10), read by the CLI, metrics and the API */
   readonly state = new DaemonStateMachine();
 
   constructor(
@@ -105,10 +105,10 @@ export class FuseDaemon {
         void this.shutdown().then(() => this.exit(0));
       }
     });
-    // spec 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
+    // nydusd-runtime.md 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
-    // spec 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
+    // nydusd-runtime.md 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
     // the first read of a huge layer finds them ready (issue 8: they were most of its cost)
     const instance = this.instance;
     setImmediate(() => {
@@ -159,7 +159,7 @@ export class FuseDaemon {
       // that no dead mount is left behind
       await this.starting?.catch(() => undefined);
       try {
-        // spec 1.10: RUNNING stops its workers (READY), READY and INIT stop (STOPPED), unmounting whatever is mounted
+        // nydusd-runtime.md 1.10: RUNNING stops its workers (READY), READY and INIT stop (STOPPED), unmounting whatever is mounted
         if (this.state.state === 'RUNNING') await this.state.fire('Stop');
         if (this.state.state !== 'STOPPED') await this.state.fire('Stop', () => this.unmount());
       } finally {

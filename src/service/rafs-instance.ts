@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
-import type { Bootstrap } from '../rafs/types.js';
+import type { Bootstrap } from '../image-model.js';
 import type { StorageLog } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';

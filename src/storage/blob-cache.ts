@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { decompress, decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
-import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../image-model.js';
 import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTable } from '../blob/meta.js';
 import { parseBlobMetaFile } from '../blob/meta-file.js';
 import { decompress } from '../compress.js';
-import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../image-model.js';
 import { readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
 import { readInputFile } from '../input-file.js';
 

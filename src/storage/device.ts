@@ -2,7 +2,7 @@
 // (share.ts: a blob common to several images is cached once). The filesystem hands it chunk slices; it answers with
 // bytes. Blobs are opened on first use, so a missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
-import type { BlobInfo, ChunkInfo, Digester } from '../rafs/types.js';
+import type { BlobInfo, ChunkInfo, Digester } from '../image-model.js';
 import { BackendError, MeteredBackend, type BlobBackend, type StorageLog } from './backend.js';
 import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './blob-cache.js';
 import type { BlobMeta } from './blob-meta.js';
@@ -78,7 +78,7 @@ export class BlobDevice {
 
   /**
    * Opens every blob's cache (v6: its CI table, fetched when work_dir has none) ahead of the first read, as the
-   * reference fetches blob metas in the background at mount (spec 1.9, 6.1). A blob that fails is left to the reads
+   * reference fetches blob metas in the background at mount (nydusd-runtime.md 1.9, 6.1). A blob that fails is left to the reads
    * that need it, which try again.
    */
   async openAll(): Promise<void> {

@@ -7,7 +7,7 @@ import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
 import { BackendError, type BlobBackend, type StorageLog } from './backend.js';
 import { ChunkArena } from './chunk-arena.js';
-import type { BlobInfo } from '../rafs/types.js';
+import type { BlobInfo } from '../image-model.js';
 
 /**
  * Recycled memory for decoded chunks, shared by every blob of every image: the `recent` lists (16 MiB per blob), the

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { decompress } from '../compress.js';
 import { digest } from '../digest.js';
 import { CiTable, type CiEntry } from '../blob/meta.js';
-import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type Bootstrap, type ChunkInfo } from '../rafs/types.js';
+import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type Bootstrap, type ChunkInfo } from '../image-model.js';
 
 export interface BlobLocation {
   /** directory holding blobs named by their id */

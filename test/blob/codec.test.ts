@@ -4,7 +4,7 @@ import { makeTarHeader, parseTarHeader } from '../../src/blob/tar-header.js';
 import { encodeMetaHeader, parseMetaHeader, encodeCiV1, encodeCiV2, parseCiTable, CiTable, CiFlag, type CiEntry } from '../../src/blob/meta.js';
 import { encodeToc, parseToc } from '../../src/blob/toc.js';
 import { readTrailer } from '../../src/blob/trailer.js';
-import { RafsError } from '../../src/rafs/types.js';
+import { RafsError } from '../../src/image-model.js';
 
 test('tar header: round trip, checksum and GNU base-256 sizes', () => {
   for (const size of [0, 1, 7802, 0o77777777777, 2 ** 40 + 3]) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { texture } from '../helpers/paths.js';
 import { parseBlobMetaFile } from '../../src/blob/meta-file.js';
-import { BlobFeature, RafsError } from '../../src/rafs/types.js';
+import { BlobFeature, RafsError } from '../../src/image-model.js';
 import { CiFlag } from '../../src/blob/meta.js';
 
 const file = readFileSync(texture('zran', '233c72f2b6b698c07021c4da367cfe2dff4f049efbaa885ca0ff760ea297865a.blob.meta'));

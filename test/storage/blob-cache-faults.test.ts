@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
 import { BackendError, type BlobBackend } from '../../src/storage/backend.js';
 import { BlobCache, type FetchOptions } from '../../src/storage/blob-cache.js';
 import { loadImageFile } from '../image/helpers.js';

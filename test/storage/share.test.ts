@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { localfsDirConfig } from '../../src/config/parse.js';
 import { loadBootstrap } from '../../src/rafs/bootstrap.js';
-import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
 import { BlobDevice } from '../../src/storage/device.js';
 import { createBackend } from '../../src/storage/factory.js';
 import { StorageShare } from '../../src/storage/share.js';

@@ -1,7 +1,7 @@
 // Bounds-checked little-endian reads. Buffer's own readers throw RangeError on overrun; corrupt images
 // must instead yield a RafsError that names the field, so every read in the parsers goes through here.
 import os from 'node:os';
-import { RafsError } from './types.js';
+import { RafsError } from './image-model.js';
 
 const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
