@@ -17,9 +17,10 @@ import { decompress, decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
 import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../image-model.js';
-import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
+import type { Log } from '../log.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
@@ -83,7 +84,7 @@ const WRITE_RETRY_MS = 10_000;
 const DAMAGE_REPORTS = 8;
 
 /** Opens the blob's chunk map; one that cannot be used (wrong size, foreign header) is replaced by an empty one. */
-function openOrReset(file: string, chunkCount: number, stale: boolean, log?: StorageLog): ChunkMap {
+function openOrReset(file: string, chunkCount: number, stale: boolean, log?: Log): ChunkMap {
   if (stale) fs.rmSync(file, { force: true });
   try {
     return ChunkMap.open(file, chunkCount);
@@ -125,7 +126,7 @@ export interface BlobCacheOptions {
    * instead of three or more times as many; every cache hit pays a decode.
    */
   compressed?: boolean;
-  log?: StorageLog;
+  log?: Log;
 }
 
 /** One piece of one chunk a reader wants: bytes [start, end) of the uncompressed chunk. */

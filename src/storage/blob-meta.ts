@@ -7,8 +7,9 @@ import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTab
 import { parseBlobMetaFile } from '../blob/meta-file.js';
 import { decompress } from '../compress.js';
 import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../image-model.js';
-import { readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { readWithTimeout, type BlobBackend } from './backend.js';
 import { readInputFile } from '../input-file.js';
+import type { Log } from '../log.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -48,7 +49,7 @@ export class BlobMeta {
    * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
    * otherwise from the backend (then written to work_dir atomically for the next start).
    */
-  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: StorageLog): Promise<BlobMeta> {
+  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: Log): Promise<BlobMeta> {
     const file = path.join(workDir, `${blob.blobId}.blob.meta`);
     const cached = readIfValid(file, blob);
     if (cached) return new BlobMeta(blob, cached, file);

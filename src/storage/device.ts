@@ -3,11 +3,12 @@
 // bytes. Blobs are opened on first use, so a missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo, Digester } from '../image-model.js';
-import { BackendError, MeteredBackend, type BlobBackend, type StorageLog } from './backend.js';
+import { BackendError, MeteredBackend, type BlobBackend } from './backend.js';
 import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './blob-cache.js';
 import type { BlobMeta } from './blob-meta.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { processStorage, type SharedBlob, type StorageShare } from './share.js';
+import type { Log } from '../log.js';
 
 /** What a blob id may look like: a file name in work_dir (digests are hex; no separators, no leading dot). */
 const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
@@ -27,7 +28,7 @@ export interface BlobDeviceOptions extends Omit<FetchOptions, 'backend'> {
   arena?: ChunkArena;
   /** where blob caches are shared (default: the process's) */
   share?: StorageShare;
-  log?: StorageLog;
+  log?: Log;
 }
 
 export class BlobDevice {

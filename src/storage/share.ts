@@ -5,9 +5,10 @@
 import path from 'node:path';
 import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
-import { BackendError, type BlobBackend, type StorageLog } from './backend.js';
+import { BackendError, type BlobBackend } from './backend.js';
 import { ChunkArena } from './chunk-arena.js';
 import type { BlobInfo } from '../image-model.js';
+import type { Log } from '../log.js';
 
 /**
  * Recycled memory for decoded chunks, shared by every blob of every image: the `recent` lists (16 MiB per blob), the
@@ -31,7 +32,7 @@ export interface OpenBlobOptions extends BlobCacheOptions {
   /** where the CI table comes from when work_dir has none yet */
   backend: BlobBackend;
   timeoutSec: number;
-  log?: StorageLog;
+  log?: Log;
 }
 
 interface Entry {
