@@ -35,8 +35,8 @@ import {
 } from './protocol.js';
 import { errno, errnoOf, type FileSystem, type LeasedData, type OpenResult, type RequestContext } from './filesystem.js';
 import { InitError, initOut, negotiate, type NegotiateOptions, type Negotiated } from './negotiate.js';
+import type { Log } from '../log.js';
 
-export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface DispatcherHooks {
   /**
@@ -47,7 +47,7 @@ export interface DispatcherHooks {
   /** INIT was answered. */
   onInit(n: Negotiated): void;
   onDestroy(): void;
-  log: Logger;
+  log: Log;
 }
 
 /** Reply parts, with what to do once they are written (release leased read data). */

@@ -7,7 +7,7 @@ import { FuseError } from '../fuse/filesystem.js';
 import type { BlobDevice } from '../storage/device.js';
 import type { ChunkSlice } from '../storage/blob-cache.js';
 import { S_IFDIR, S_IFMT, S_IFREG, isDir, isLnk, isReg } from './common.js';
-import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from './types.js';
+import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from '../image-model.js';
 
 /** The image format's default timeout: the kernel practically never revalidates. */
 const TIMEOUT = 2 ** 32;

@@ -1,6 +1,6 @@
-// RAFS v6 reader (spec 2): an EROFS image with a RAFS extension, device/blob tables and a chunk table.
-import { RafsError, BlobFeature, SuperFlag, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type DirVisitor, type Inode, type SuperblockInfo } from './types.js';
-import { u64, u64big, need } from './le.js';
+// RAFS v6 reader (rafs-format.md 2): an EROFS image with a RAFS extension, device/blob tables and a chunk table.
+import { RafsError, BlobFeature, SuperFlag, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type DirVisitor, type Inode, type SuperblockInfo } from '../image-model.js';
+import { u64, u64big, need } from '../le.js';
 import { checkMode, decodeSuperFlags, isDir, isLnk, isReg, substituteBlobIds, SmallCache, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFLNK, type OpenOptions } from './common.js';
 import { checkFeatures, checkCompressor, MAX_CI_ENTRIES } from '../blob/meta.js';
 import { checkChunkInBlob, parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
@@ -587,6 +587,10 @@ export class V6Bootstrap implements Bootstrap {
   }
 
   /** true when the bootstrap carries its chunk table (optional at runtime) */
+  prepare(): void {
+    this.chunkIndex();
+  }
+
   hasChunkTable(): boolean {
     return this.chunkTableSize > 0 && this.chunkTableOffset < this.buf.length;
   }

@@ -4,12 +4,14 @@ import { abortConnection, MNT_DETACH, umount } from '../fuse/device.js';
 import { Session } from '../fuse/session.js';
 import { native } from '../native/index.js';
 import type { DaemonArgs } from './args.js';
-import { localfsDirConfig, parseConfig, type ConfigV2 } from './config.js';
+import type { ConfigV2 } from '../config/model.js';
+import { localfsDirConfig, parseConfig } from '../config/parse.js';
 import type { Logger } from './logger.js';
 import { checkMountpoint } from './mountpoint.js';
 import { checkInputDirectory, openInputFile, readInputFile } from '../input-file.js';
 import { closeSync } from 'node:fs';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
+import { DaemonStateMachine } from './state-machine.js';
 
 /** The largest configuration file read (a real one is a few KiB). */
 const MAX_CONFIG_BYTES = 4 << 20;
@@ -41,6 +43,8 @@ export class FuseDaemon {
   private stopping: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   readonly startTime = Date.now() / 1000;
+  /** the one state of this daemon (nydusd-runtime.md 1.10), read by the CLI, metrics and the API */
+  readonly state = new DaemonStateMachine();
 
   constructor(
     private readonly args: DaemonArgs,
@@ -87,7 +91,7 @@ export class FuseDaemon {
       // faster than with a 1 MiB window, whose requests waited for their chunk one by one (BENCHMARKS.md, run H)
       readAheadKb: 4096,
       // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
-      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run N)
+      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run O)
       readdirplus: 'always',
       // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
       // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
@@ -101,7 +105,21 @@ export class FuseDaemon {
         void this.shutdown().then(() => this.exit(0));
       }
     });
-    this.log.info(`mounted at ${mountpoint}, state RUNNING`);
+    // nydusd-runtime.md 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
+    await this.state.fire('Mount');
+    await this.state.fire('Start');
+    // nydusd-runtime.md 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
+    // the first read of a huge layer finds them ready (issue 8: they were most of its cost)
+    const instance = this.instance;
+    setImmediate(() => {
+      try {
+        instance.bootstrap.prepare?.();
+      } catch (err) {
+        this.log.debug(`preparing the bootstrap's indexes: ${(err as Error).message} (left to the reads that need them)`);
+      }
+      void instance.device.openAll();
+    });
+    this.log.info(`mounted at ${mountpoint}, state ${this.state.state}`);
   }
 
   /**
@@ -110,7 +128,7 @@ export class FuseDaemon {
    */
   async metrics(): Promise<string> {
     const device = this.instance?.device;
-    if (!device) return JSON.stringify({ state: 'INIT' });
+    if (!device) return JSON.stringify({ state: this.state.state });
     const b = device.backend;
     return JSON.stringify({
       backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
@@ -141,27 +159,34 @@ export class FuseDaemon {
       // that no dead mount is left behind
       await this.starting?.catch(() => undefined);
       try {
-        const s = this.session;
-        await s?.unmount().catch(async (err) => {
-          // busy (open files, a cwd inside): detach it, and end the connection, so that its users get
-          // ENOTCONN rather than a mount whose server is gone (the reference's connection ends with its fd)
-          this.log.warn(`${(err as Error).message}; detaching lazily and aborting the connection`);
-          try {
-            abortConnection(s.mountpoint);
-          } catch (e) {
-            this.log.warn(`cannot abort the FUSE connection of ${s.mountpoint}: ${(e as Error).message}`);
-          }
-          try {
-            umount(s.mountpoint, MNT_DETACH);
-          } catch (e) {
-            if ((e as { code?: string }).code !== 'EINVAL') this.log.warn(`lazy unmount of ${s.mountpoint}: ${(e as Error).message}`);
-          }
-          await s.unmount({ lazy: true });
-        });
+        // nydusd-runtime.md 1.10: RUNNING stops its workers (READY), READY and INIT stop (STOPPED), unmounting whatever is mounted
+        if (this.state.state === 'RUNNING') await this.state.fire('Stop');
+        if (this.state.state !== 'STOPPED') await this.state.fire('Stop', () => this.unmount());
       } finally {
         await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));
       }
     })();
     return this.stopping;
+  }
+
+  /** Unmounts the session, if any; a busy mount is detached and its connection aborted. */
+  private async unmount(): Promise<void> {
+    const s = this.session;
+    await s?.unmount().catch(async (err) => {
+      // busy (open files, a cwd inside): detach it, and end the connection, so that its users get
+      // ENOTCONN rather than a mount whose server is gone (the reference's connection ends with its fd)
+      this.log.warn(`${(err as Error).message}; detaching lazily and aborting the connection`);
+      try {
+        abortConnection(s.mountpoint);
+      } catch (e) {
+        this.log.warn(`cannot abort the FUSE connection of ${s.mountpoint}: ${(e as Error).message}`);
+      }
+      try {
+        umount(s.mountpoint, MNT_DETACH);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EINVAL') this.log.warn(`lazy unmount of ${s.mountpoint}: ${(e as Error).message}`);
+      }
+      await s.unmount({ lazy: true });
+    });
   }
 }

@@ -3,11 +3,11 @@
 import path from 'node:path';
 import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
-import type { Bootstrap } from '../rafs/types.js';
-import type { StorageLog } from '../storage/backend.js';
+import type { Bootstrap } from '../image-model.js';
+import type { Log } from '../log.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
-import type { ConfigV2 } from './config.js';
+import type { ConfigV2 } from '../config/model.js';
 
 export interface RafsInstance {
   bootstrap: Bootstrap;
@@ -16,7 +16,7 @@ export interface RafsInstance {
   config: ConfigV2;
 }
 
-export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number, log?: StorageLog): RafsInstance {
+export function createRafsInstance(bootstrapPath: string, config: ConfigV2, startTime: number, log?: Log): RafsInstance {
   const rafs = config.rafs;
   if (!rafs) throw new Error('no configuration information for rafs');
   const cache = config.cache;

@@ -1,8 +1,8 @@
 // Backends by configured type. Only what is implemented is accepted; anything else is a clear error at
 // mount time rather than a failure on the first read.
-import type { BackendConfig } from '../service/config.js';
+import type { BackendConfig } from '../config/model.js';
 import type { BlobBackend } from './backend.js';
-import { LocalFsBackend, type LocalFsConfig } from './localfs.js';
+import { LocalFsBackend } from './localfs.js';
 
 export interface BackendSettings {
   backend: BlobBackend;
@@ -12,11 +12,9 @@ export interface BackendSettings {
 
 export function createBackend(config: BackendConfig | undefined): BackendSettings {
   if (!config) throw new Error('the configuration has no backend');
-  const body = (config[config.type] ?? {}) as Record<string, unknown>;
-  const timeoutSec = typeof body.timeout === 'number' ? body.timeout : 0;
   switch (config.type) {
     case 'localfs':
-      return { backend: new LocalFsBackend(body as LocalFsConfig), timeoutSec };
+      return { backend: new LocalFsBackend(config.localfs), timeoutSec: config.localfs.timeout };
     default:
       throw new Error(`backend type "${config.type}" is not supported by this nydusd yet`);
   }

@@ -2,6 +2,7 @@
 // or one fixed `blob_file` for every id (the reference's single-blob form).
 import fs from 'node:fs';
 import path from 'node:path';
+import type { LocalFsConfig } from '../config/model.js';
 import { BackendError, type BlobBackend } from './backend.js';
 
 /**
@@ -30,12 +31,6 @@ function untilSettledOrAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-export interface LocalFsConfig {
-  dir?: string;
-  blob_file?: string;
-  alt_dirs?: string[];
 }
 
 export class LocalFsBackend implements BlobBackend {

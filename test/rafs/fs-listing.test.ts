@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { FuseError } from '../../src/fuse/filesystem.js';
 import { loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { RafsFs } from '../../src/rafs/fs.js';
-import type { Bootstrap } from '../../src/rafs/types.js';
+import type { Bootstrap } from '../../src/image-model.js';
 import type { BlobDevice } from '../../src/storage/device.js';
 import { cleanup, nydusImageInProcess, tempDir } from '../image/helpers.js';
 import { listAll, listPage } from './helpers/fs-listing.js';

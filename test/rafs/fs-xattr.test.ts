@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { FuseError } from '../../src/fuse/filesystem.js';
 import { loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { RafsFs } from '../../src/rafs/fs.js';
-import { SuperFlag, type Bootstrap } from '../../src/rafs/types.js';
+import { SuperFlag, type Bootstrap } from '../../src/image-model.js';
 import { walk } from '../../src/rafs/walk.js';
 import type { BlobDevice } from '../../src/storage/device.js';
 import { projectRoot, texture } from '../helpers/paths.js';

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { BlobDevice } from '../../src/storage/device.js';
+import { localfsDirConfig } from '../../src/config/parse.js';
 import { createBackend } from '../../src/storage/factory.js';
 import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../nydusd/helpers.js';
 
@@ -27,7 +28,7 @@ describe('blob ids that cannot name a cache file', () => {
       const bootstrap = loadBootstrap(img.bootstrap);
       const blobs = bootstrap.blobs.map((b) => ({ ...b, blobId: id }));
       const workDir = path.join(work, 'cache', String(id.length));
-      const { backend, timeoutSec } = createBackend({ type: 'localfs', localfs: { dir: img.blobDir } });
+      const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
       const device = new BlobDevice(blobs, {
         backend, timeoutSec, workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
       });

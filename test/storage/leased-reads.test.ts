@@ -12,6 +12,7 @@ import { loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { RafsFs } from '../../src/rafs/fs.js';
 import { ChunkArena } from '../../src/storage/chunk-arena.js';
 import { BlobDevice } from '../../src/storage/device.js';
+import { localfsDirConfig } from '../../src/config/parse.js';
 import { createBackend } from '../../src/storage/factory.js';
 import { prng } from '../helpers/prng.js';
 import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../nydusd/helpers.js';
@@ -36,7 +37,7 @@ describe('leased reads over a small chunk arena', () => {
 
   for (const compressed of [false, true]) it(`keeps every leased byte until release while slots are reused underneath${compressed ? ' (compressed cache)' : ''}`, async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const { backend, timeoutSec } = createBackend({ type: 'localfs', localfs: { dir: img.blobDir } });
+    const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
       backend, timeoutSec, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
@@ -80,7 +81,7 @@ describe('leased reads over a small chunk arena', () => {
 
   it('without a lease the device hands out copies, never arena memory', async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const { backend, timeoutSec } = createBackend({ type: 'localfs', localfs: { dir: img.blobDir } });
+    const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
       backend, timeoutSec, arena, workDir: path.join(work, 'cache2'), useBlobMeta: true, amplifyIo: 0,

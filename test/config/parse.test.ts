@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, localfsDirConfig, parseConfig } from '../../src/service/config.js';
+import { ConfigError, type BackendConfig } from '../../src/config/model.js';
+import { localfsDirConfig, parseConfig } from '../../src/config/parse.js';
+
+/** The backend's own settings, after checking its type. */
+function backendOf<T extends BackendConfig['type']>(b: BackendConfig | undefined, type: T): Extract<BackendConfig, { type: T }> {
+  assert.equal(b?.type, type);
+  return b as Extract<BackendConfig, { type: T }>;
+}
 
 const snapshotterV1 = JSON.stringify({
   device: {
@@ -23,10 +30,10 @@ test('the snapshotter v1 config converts to v2 with its values and ignores unkno
   const c = parseConfig(snapshotterV1);
   assert.equal(c.id, '/8');
   assert.equal(c.backend?.type, 'registry');
-  const reg = c.backend!.registry as Record<string, unknown>;
+  const reg = backendOf(c.backend, 'registry').registry;
   assert.equal(reg.host, 'ghcr.io');
   assert.equal(reg.auth, 'dXNlcjpwYXNz');
-  assert.equal((reg.proxy as Record<string, unknown>).url, 'http://127.0.0.1:4001');
+  assert.equal(reg.proxy.url, 'http://127.0.0.1:4001');
   assert.equal(c.cache?.type, 'blobcache');
   assert.equal(c.cache?.filecache?.work_dir, '/var/cache/nydus');
   assert.equal(c.rafs?.mode, 'direct');
@@ -77,7 +84,7 @@ test('invalid documents are rejected with the reason', () => {
     [JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: '/x' } } } }), /"mode" is required/],
   ];
   for (const [text, re] of bad) {
-    assert.throws(() => parseConfig(text), (e: unknown) => e instanceof ConfigError && re.test(e.message), text);
+    assert.throws(() => parseConfig(text), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), text);
   }
 });
 
@@ -91,7 +98,7 @@ const v1With = (extra: Record<string, unknown>, backend: Record<string, unknown>
 test('durations longer than a timer can wait are clamped with a warning; negative ones are refused', () => {
   const warnings: string[] = [];
   const c = parseConfig(v1With({}, { dir: '/blobs', timeout: 3_000_000 }), (m) => warnings.push(m));
-  assert.equal((c.backend!.localfs as { timeout: number }).timeout, 2147483);
+  assert.equal(backendOf(c.backend, 'localfs').localfs.timeout, 2147483);
   assert.deepEqual(warnings, ['backend.localfs.timeout: 3000000 s is longer than the longest timer (2147483 s); using 2147483 s']);
   // the limit itself is kept as it is, silently
   const quiet: string[] = [];
@@ -102,8 +109,8 @@ test('durations longer than a timer can wait are clamped with a warning; negativ
   assert.throws(() => parseConfig(v1With({}, reg, {}, 'registry')), /proxy\.check_interval: a duration in seconds must be >= 0, got -5/);
   const w2: string[] = [];
   const r = parseConfig(JSON.stringify({ version: 2, backend: { type: 'registry', registry: { ...reg, proxy: { check_pause_elapsed: 9e9 } } } }), (m) => w2.push(m));
-  assert.equal((r.backend!.registry as { connect_timeout: number }).connect_timeout, 2147483);
-  assert.equal(((r.backend!.registry as { proxy: { check_pause_elapsed: number } }).proxy).check_pause_elapsed, 2147483);
+  assert.equal(backendOf(r.backend, 'registry').registry.connect_timeout, 2147483);
+  assert.equal(backendOf(r.backend, 'registry').registry.proxy.check_pause_elapsed, 2147483);
   assert.equal(w2.length, 2, w2.join('\n'));
   assert.throws(() => parseConfig(v1With({}, { ...reg, timeout: '5' }, {}, 'registry')), /backend\.registry\.timeout: expected a number, got "5"/);
   assert.throws(() => parseConfig(v1With({}, { ...reg, retry_limit: 1.5 }, {}, 'registry')), /retry_limit: expected an integer in 0\.\.1000, got 1\.5/);

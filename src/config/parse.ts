@@ -1,83 +1,22 @@
-// RAFS instance configuration: v1 (legacy JSON, what nydus-snapshotter writes), v2 JSON and v2 TOML as
-// the reference accepts them, plus YAML for operators. Everything is normalised to the v2 model, which is
-// also what the API reports back. Unknown keys are ignored everywhere, because the snapshotter emits some.
+// Parses a RAFS instance configuration in every syntax the reference accepts: v1 (legacy JSON, what nydus-snapshotter
+// writes), v2 JSON and v2 TOML, plus YAML for operators, into the typed v2 model (model.ts) that is also what the API
+// reports back. Unknown keys are ignored everywhere, because the snapshotter emits some; known keys in the wrong place
+// and clamped values are reported through `warn`.
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
+import {
+  ConfigError, MAX_BATCH, MAX_TIMER_SEC,
+  type BackendConfig, type CacheConfig, type CacheType, type ConfigV2, type ConfigWarn, type NetworkConfig, type ObjectStoreConfig,
+  type PrefetchConfig, type ProxyConfig, type RafsConfig,
+} from './model.js';
 
-export interface PrefetchConfig {
-  enable: boolean;
-  threads: number;
-  batch_size: number;
-  bandwidth_limit: number;
-  prefetch_all: boolean;
-  stream_prefetch: boolean;
-}
-
-export interface ProxyConfig {
-  url: string;
-  ping_url: string;
-  fallback: boolean;
-  check_interval: number;
-  use_http: boolean;
-  check_pause_elapsed: number;
-}
-
-export interface BackendConfig {
-  type: string;
-  /** the type's own sub-object (`localfs`, `registry`, `http-proxy`, ...), with defaults applied */
-  [key: string]: unknown;
-}
-
-export interface CacheConfig {
-  type: string;
-  compressed: boolean;
-  validate: boolean;
-  prefetch: PrefetchConfig;
-  filecache?: { work_dir: string; disable_indexed_map: boolean; enable_encryption: boolean };
-  fscache?: { work_dir: string };
-}
-
-export interface RafsConfig {
-  mode: 'direct' | 'cached';
-  batch_size: number;
-  validate: boolean;
-  enable_xattr: boolean;
-  iostats_files: boolean;
-  access_pattern: boolean;
-  latest_read_files: boolean;
-  prefetch: PrefetchConfig;
-}
-
-export interface ConfigV2 {
-  version: 2;
-  id: string;
-  backend?: BackendConfig;
-  external_backends: unknown[];
-  cache?: CacheConfig;
-  rafs?: RafsConfig;
-  overlay?: { upper_dir: string; work_dir: string };
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-const MAX_BATCH = 268435456;
-/**
- * The longest duration a Node.js timer can wait (2^31 - 1 ms). A longer one fires after 1 ms instead, which made
- * every backend read time out at once (issue 8): durations from configuration are clamped to it, with a warning.
- */
-export const MAX_TIMER_SEC = 2147483;
-const NETWORK_DEFAULTS = { skip_verify: false, ca_cert_files: [] as string[], timeout: 5, connect_timeout: 5, retry_limit: 0 };
-const PROXY_DEFAULTS: ProxyConfig = { url: '', ping_url: '', fallback: true, check_interval: 5, use_http: false, check_pause_elapsed: 300 };
+const NETWORK_DEFAULTS = { skip_verify: false, timeout: 5, connect_timeout: 5, retry_limit: 0 };
+const PROXY_DEFAULTS: ProxyConfig = {
+  url: '', ping_url: '', fallback: true, check_interval: 5, use_http: false, check_pause_elapsed: 300, dragonfly_scheduler_endpoint: '',
+};
 
 type Obj = Record<string, unknown>;
 
-/** Where parsing reports what it accepted but an operator should hear about (clamped values, keys in the wrong place). */
-export type ConfigWarn = (message: string) => void;
 
 /** A duration in seconds: a finite number >= 0, clamped to what a timer can wait. */
 function duration(o: Obj, key: string, dflt: number, where: string, warn: ConfigWarn): number {
@@ -172,81 +111,97 @@ function prefetch(o: Obj | undefined, where: string, v1 = false): PrefetchConfig
 function backendV2(o: Obj, where: string, warn: ConfigWarn): BackendConfig {
   const type = field<string>(o, 'type', 'string', '', where);
   if (!type) throw new ConfigError(`${where}.type is required`);
-  const key = type;
-  const body = sub(o, key, where) ?? {};
-  return { type, [key]: backendBody(type, body, `${where}.${key}`, warn) };
-}
-
-/** Applies defaults and the reference's per-type validation to a backend's own settings. */
-function backendBody(type: string, b: Obj, where: string, warn: ConfigWarn): Obj {
-  const str = (k: string) => field<string>(b, k, 'string', '', where);
-  const network = () => {
-    const ca = b.ca_cert_files ?? [];
-    if (!Array.isArray(ca) || ca.some((f) => typeof f !== 'string')) throw new ConfigError(`${where}.ca_cert_files: expected an array of strings`);
-    const p = sub(b, 'proxy', where) ?? {};
-    const pw = `${where}.proxy`;
+  const b = sub(o, type, where) ?? {};
+  const w = `${where}.${type}`;
+  const str = (k: string, dflt = '') => field<string>(b, k, 'string', dflt, w);
+  const strings = (k: string): string[] => {
+    const v = b[k] ?? [];
+    if (!Array.isArray(v) || v.some((d) => typeof d !== 'string')) throw new ConfigError(`${w}.${k}: expected an array of strings`);
+    return v as string[];
+  };
+  const network = (): NetworkConfig => {
+    const p = sub(b, 'proxy', w) ?? {};
+    const pw = `${w}.proxy`;
     return {
-      skip_verify: field(b, 'skip_verify', 'boolean', NETWORK_DEFAULTS.skip_verify, where),
-      ca_cert_files: ca as string[],
-      timeout: duration(b, 'timeout', NETWORK_DEFAULTS.timeout, where, warn),
-      connect_timeout: duration(b, 'connect_timeout', NETWORK_DEFAULTS.connect_timeout, where, warn),
-      retry_limit: integer(b, 'retry_limit', NETWORK_DEFAULTS.retry_limit, 0, 1000, where),
+      skip_verify: field(b, 'skip_verify', 'boolean', NETWORK_DEFAULTS.skip_verify, w),
+      ca_cert_files: strings('ca_cert_files'),
+      timeout: duration(b, 'timeout', NETWORK_DEFAULTS.timeout, w, warn),
+      connect_timeout: duration(b, 'connect_timeout', NETWORK_DEFAULTS.connect_timeout, w, warn),
+      retry_limit: integer(b, 'retry_limit', NETWORK_DEFAULTS.retry_limit, 0, 1000, w),
       proxy: {
-        ...p,
         url: field(p, 'url', 'string', PROXY_DEFAULTS.url, pw),
         ping_url: field(p, 'ping_url', 'string', PROXY_DEFAULTS.ping_url, pw),
         fallback: field(p, 'fallback', 'boolean', PROXY_DEFAULTS.fallback, pw),
         check_interval: duration(p, 'check_interval', PROXY_DEFAULTS.check_interval, pw, warn),
         use_http: field(p, 'use_http', 'boolean', PROXY_DEFAULTS.use_http, pw),
         check_pause_elapsed: duration(p, 'check_pause_elapsed', PROXY_DEFAULTS.check_pause_elapsed, pw, warn),
+        dragonfly_scheduler_endpoint: field(p, 'dragonfly_scheduler_endpoint', 'string', PROXY_DEFAULTS.dragonfly_scheduler_endpoint, pw),
       },
     };
   };
+  const objectStore = (): ObjectStoreConfig => ({
+    ...network(),
+    scheme: str('scheme', 'https'),
+    endpoint: str('endpoint'),
+    bucket_name: str('bucket_name'),
+    object_prefix: str('object_prefix'),
+    access_key_id: str('access_key_id'),
+    access_key_secret: str('access_key_secret'),
+  });
+  // the reference's per-type validation (nydusd-runtime.md 2.3)
   switch (type) {
     case 'localfs': {
-      const alt = b.alt_dirs ?? [];
-      if (!Array.isArray(alt) || alt.some((d) => typeof d !== 'string')) throw new ConfigError(`${where}.alt_dirs: expected an array of strings`);
-      const out = { blob_file: str('blob_file'), dir: str('dir'), alt_dirs: alt as string[], timeout: duration(b, 'timeout', 0, where, warn) };
-      if (!out.blob_file && !out.dir) throw new ConfigError(`${where}: localfs needs "dir" or "blob_file"`);
-      return out;
+      const localfs = { blob_file: str('blob_file'), dir: str('dir'), alt_dirs: strings('alt_dirs'), timeout: duration(b, 'timeout', 0, w, warn) };
+      if (!localfs.blob_file && !localfs.dir) throw new ConfigError(`${w}: localfs needs "dir" or "blob_file"`);
+      return { type, localfs };
     }
     case 'localdisk':
-      if (!str('device_path')) throw new ConfigError(`${where}.device_path is required`);
-      return { device_path: str('device_path'), disable_gpt: field(b, 'disable_gpt', 'boolean', false, where) };
+      if (!str('device_path')) throw new ConfigError(`${w}.device_path is required`);
+      return { type, localdisk: { device_path: str('device_path'), disable_gpt: field(b, 'disable_gpt', 'boolean', false, w) } };
     case 'registry': {
-      if (!str('host') || !str('repo')) throw new ConfigError(`${where}: registry needs "host" and "repo"`);
+      if (!str('host') || !str('repo')) throw new ConfigError(`${w}: registry needs "host" and "repo"`);
+      const secret = (k: string) => (typeof b[k] === 'string' && (b[k] as string).trim() ? (b[k] as string).trim() : null);
       return {
-        ...network(),
-        scheme: str('scheme') || 'https',
-        host: str('host'),
-        repo: str('repo'),
-        auth: typeof b.auth === 'string' && b.auth.trim() ? b.auth.trim() : null,
-        registry_token: typeof b.registry_token === 'string' && b.registry_token ? b.registry_token : null,
-        blob_url_scheme: str('blob_url_scheme'),
-        blob_redirected_host: str('blob_redirected_host'),
+        type,
+        registry: {
+          ...network(),
+          scheme: str('scheme') || 'https',
+          host: str('host'),
+          repo: str('repo'),
+          auth: secret('auth'),
+          registry_token: secret('registry_token'),
+          blob_url_scheme: str('blob_url_scheme'),
+          blob_redirected_host: str('blob_redirected_host'),
+        },
       };
     }
-    case 'oss':
-      if (!str('endpoint') || !str('bucket_name')) throw new ConfigError(`${where}: oss needs "endpoint" and "bucket_name"`);
-      return { ...b, ...network() };
-    case 's3':
-      if (!str('region') || !str('bucket_name')) throw new ConfigError(`${where}: s3 needs "region" and "bucket_name"`);
-      return { ...b, ...network() };
+    case 'oss': {
+      const oss = objectStore();
+      if (!oss.endpoint || !oss.bucket_name) throw new ConfigError(`${w}: oss needs "endpoint" and "bucket_name"`);
+      return { type, oss };
+    }
+    case 's3': {
+      const s3 = { ...objectStore(), region: str('region') };
+      if (!s3.region || !s3.bucket_name) throw new ConfigError(`${w}: s3 needs "region" and "bucket_name"`);
+      return { type, s3 };
+    }
     case 'http-proxy': {
       const addr = str('addr');
       if (!addr || !(/^https?:\/\//.test(addr) || addr.startsWith('/'))) {
-        throw new ConfigError(`${where}.addr must be an http(s) URL or an absolute unix socket path`);
+        throw new ConfigError(`${w}.addr must be an http(s) URL or an absolute unix socket path`);
       }
-      return { ...network(), addr, path: str('path') };
+      return { type, 'http-proxy': { ...network(), addr, path: str('path') } };
     }
     default:
       throw new ConfigError(`${where}: unknown backend type "${type}"`);
   }
 }
 
+const CACHE_TYPES: readonly CacheType[] = ['', 'blobcache', 'filecache', 'fscache', 'dummycache'];
+
 function cacheV2(o: Obj, where: string): CacheConfig {
-  const type = field<string>(o, 'type', 'string', '', where);
-  if (!['', 'blobcache', 'filecache', 'fscache', 'dummycache'].includes(type)) throw new ConfigError(`${where}.type: unknown cache type "${type}"`);
+  const type = field<string>(o, 'type', 'string', '', where) as CacheType;
+  if (!CACHE_TYPES.includes(type)) throw new ConfigError(`${where}.type: unknown cache type "${type}"`);
   const c: CacheConfig = {
     type,
     compressed: field(o, 'compressed', 'boolean', false, where),
@@ -259,6 +214,8 @@ function cacheV2(o: Obj, where: string): CacheConfig {
       work_dir: field(fc, 'work_dir', 'string', '.', `${where}.filecache`),
       disable_indexed_map: field(fc, 'disable_indexed_map', 'boolean', false, `${where}.filecache`),
       enable_encryption: field(fc, 'enable_encryption', 'boolean', false, `${where}.filecache`),
+      enable_convergent_encryption: field(fc, 'enable_convergent_encryption', 'boolean', false, `${where}.filecache`),
+      encryption_key: field(fc, 'encryption_key', 'string', '', `${where}.filecache`),
     };
   }
   const fs = sub(o, 'fscache', where);
