@@ -2,11 +2,11 @@
 // checked against the bootstrap's own sorted child list and LOOKUP answers, on images built by our builder with names
 // that sort before '.' (so '.' and '..' sit mid-block) and directories of many dirent blocks, v5 and v6.
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FuseError } from '../../src/fuse/filesystem.js';
-import { loadBootstrap } from '../../src/rafs/bootstrap.js';
+import { loadBootstrap, openBootstrap } from '../../src/rafs/bootstrap.js';
 import { RafsFs } from '../../src/rafs/fs.js';
 import type { Bootstrap } from '../../src/image-model.js';
 import type { BlobDevice } from '../../src/storage/device.js';
@@ -98,6 +98,30 @@ describe('RafsFs listings page through directories by cookie', () => {
         bs.list(Number(bigNode), 1000, (src, start, end) => seen.push(src.toString('latin1', start, end)) < 5);
         assert.deepEqual(seen, all.slice(1000, 1005).map((c) => c.name.toString()));
       });
+
+      if (version === 6) {
+        it('a damaged dirent block fails what reads it, naming it, and only that: lookups elsewhere in the directory still answer', async () => {
+          const img = readFileSync(path.join(work, 'boot-v6'));
+          const nid = Number(bigNode);
+          const inode = img.readUInt32LE(1024 + 40) * 4096 + 32 * nid;
+          const blocks = Math.ceil(bs.getInode(nid).size / 4096);
+          assert.ok(blocks > 8, `${blocks} dirent blocks`);
+          assert.ok([0, 2].includes((img.readUInt16LE(inode) >> 1) & 7), 'FLAT_PLAIN or FLAT_INLINE: all blocks but an inline tail start at i_u');
+          const k = blocks - 2;
+          const block = (img.readUInt32LE(inode + 16) + k) * 4096;
+          const inDamaged = Buffer.from(img.subarray(block + img.readUInt16LE(block + 20), block + img.readUInt16LE(block + 32))); // its second name
+          img[block + img.readUInt16LE(block + 8)] = 0x2f; // the block's first name now holds a '/'
+          const damaged = new RafsFs(openBootstrap(img), NO_DEVICE, { amplifyIo: 0 });
+          const first = await damaged.lookup(bigNode, Buffer.from('!bang'));
+          assert.equal(first.nodeId, (await fs.lookup(bigNode, Buffer.from('!bang'))).nodeId);
+          const cause = `v6 inode nid ${nid} dirent block ${k}: dirent 0 name contains NUL or '/'`;
+          const eio = (e: unknown) => e instanceof FuseError && e.code === 'EIO' && e.message === cause;
+          await assert.rejects(listAll(damaged, bigNode, true), eio);
+          await assert.rejects(listAll(damaged, bigNode, false), eio);
+          assert.notEqual((await fs.lookup(bigNode, inDamaged)).nodeId, 0n, `${inDamaged} is in the directory`);
+          await assert.rejects(damaged.lookup(bigNode, inDamaged), eio);
+        });
+      }
 
       it('refuses to list a file (ENOTDIR)', async () => {
         const file = (await fs.lookup(bigNode, Buffer.from('Z'))).nodeId;
