@@ -3,7 +3,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { native } from './native/index.js';
-import { Compressor } from './rafs/types.js';
+import { Compressor } from './image-model.js';
 
 /** Level used for new zstd chunks (nydus-image's default). */
 export const ZSTD_LEVEL = 3;

@@ -3,7 +3,7 @@
 import { hash } from 'node:crypto';
 
 import { native } from './native/index.js';
-import { Digester } from './rafs/types.js';
+import { Digester } from './image-model.js';
 
 const NAMES: Record<Digester, string> = {
   [Digester.Blake3]: 'blake3',

@@ -1,6 +1,6 @@
-// The context array that follows the CI entries of zran and batch blobs (spec 4.5, 4.6).
-import { RafsError } from '../rafs/types.js';
-import { u32, u64, need } from '../rafs/le.js';
+// The context array that follows the CI entries of zran and batch blobs (rafs-format.md 4.5, 4.6).
+import { RafsError } from '../image-model.js';
+import { u32, u64, need } from '../le.js';
 
 export const ZRAN_CONTEXT_SIZE = 40;
 export const BATCH_CONTEXT_SIZE = 40;

@@ -1,6 +1,6 @@
-// Extracts the bootstrap inlined in a data blob (spec 4.10): through the ToC (zstd, sha256-verified), or as
+// Extracts the bootstrap inlined in a data blob (rafs-format.md 4.10): through the ToC (zstd, sha256-verified), or as
 // the last raw `image.boot` tar record of blobs without a ToC.
-import { RafsError, Compressor } from '../rafs/types.js';
+import { RafsError, Compressor } from '../image-model.js';
 import { decompress } from '../compress.js';
 import { sha256 } from '../digest.js';
 import { readTrailer, type TrailerRecord } from './trailer.js';

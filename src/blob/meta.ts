@@ -1,23 +1,13 @@
-// The blob-meta ("CI") header and chunk compression-information tables of a v6 data blob (spec 4.2-4.4).
-import { RafsError, Compressor } from '../rafs/types.js';
-import { u32, u64, need, writeU64 } from '../rafs/le.js';
+// The blob-meta ("CI") header and chunk compression-information tables of a v6 data blob (rafs-format.md 4.2-4.4).
+import { RafsError, Compressor } from '../image-model.js';
+import { u32, u64, writeU64 } from '../le.js';
+import { CiTable, CiFlag, CI_V1_SIZE, CI_V2_SIZE, MAX_CI_ENTRIES, type CiEntry } from './ci-table.js';
+
+// the entry layout lives with the in-place reader; re-exported for the header's and the encoders' users
+export { CiTable, CiFlag, CI_V1_SIZE, CI_V2_SIZE, MAX_CI_ENTRIES, type CiEntry } from './ci-table.js';
 
 export const META_HEADER_SIZE = 4096;
 export const META_MAGIC = 0xb10bb10b;
-export const CI_V1_SIZE = 16;
-export const CI_V2_SIZE = 24;
-/** chunk indexes are 24-bit in v6 chunk addresses */
-export const MAX_CI_ENTRIES = 1 << 24;
-
-/** CI v2 entry flags (the top byte of the U word) */
-export const CiFlag = {
-  COMPRESSED: 0x01,
-  ZRAN: 0x02,
-  BATCH: 0x04,
-  ENCRYPTED: 0x08,
-  HAS_CRC32: 0x10,
-} as const;
-
 export interface BlobMetaHeader {
   features: number;
   ciCompressor: Compressor;
@@ -30,19 +20,7 @@ export interface BlobMetaHeader {
   zranCount: number;
 }
 
-export interface CiEntry {
-  compressedOffset: number;
-  compressedSize: number;
-  uncompressedOffset: number;
-  uncompressedSize: number;
-  compressed: boolean;
-  /** CiFlag bits (v1 entries get COMPRESSED when compressed) */
-  flags: number;
-  /** v2 D word: zran/batch context and offset, or CRC-32C */
-  data: bigint;
-}
-
-// Feature bits nydusd accepts in the low half (spec 1.3); bit 31 is internal only.
+// Feature bits nydusd accepts in the low half (rafs-format.md 1.3); bit 31 is internal only.
 const KNOWN_LOW_FEATURES = 0x0fff;
 
 export function checkFeatures(features: number, what: string): void {
@@ -148,44 +126,10 @@ export function encodeCiV2(entries: CiEntry[]): Buffer {
   return b;
 }
 
-/** Decode `count` entries; `buf` must hold them all (the count is checked before anything is allocated). */
+/** Decode `count` entries into objects; `buf` must hold them all (checked before anything is allocated). */
 export function parseCiTable(buf: Buffer, count: number, v2: boolean): CiEntry[] {
-  const size = v2 ? CI_V2_SIZE : CI_V1_SIZE;
-  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_CI_ENTRIES) throw new RafsError(`ci table: invalid entry count ${count}`);
-  need(buf, 0, count * size, `ci table of ${count} ${v2 ? 'v2' : 'v1'} entries`);
+  const table = new CiTable(buf, count, v2);
   const out: CiEntry[] = new Array(count);
-  for (let i = 0; i < count; i++) {
-    const off = i * size;
-    const uLo = buf.readUInt32LE(off);
-    const uHi = buf.readUInt32LE(off + 4);
-    const cLo = buf.readUInt32LE(off + 8);
-    const cHi = buf.readUInt32LE(off + 12);
-    const compressedOffset = (cHi & 0xff) * TWO32 + cLo;
-    if (v2) {
-      const flags = uHi >>> 24;
-      out[i] = {
-        uncompressedOffset: uLo * 4096,
-        uncompressedSize: (uHi & 0xffffff) + 1,
-        compressedOffset,
-        compressedSize: cHi >>> 8,
-        compressed: (flags & CiFlag.COMPRESSED) !== 0,
-        flags,
-        data: buf.readBigUInt64LE(off + 16),
-      };
-    } else {
-      const uncompressedSize = ((((uLo >>> 8) & 0xf) << 20) | (uHi >>> 12)) + 1;
-      const compressedSize = ((((cHi >>> 8) & 0xf) << 20) | (cHi >>> 12)) + 1;
-      const compressed = compressedSize !== uncompressedSize;
-      out[i] = {
-        uncompressedOffset: (uHi & 0xfff) * TWO32 + ((uLo & 0xfffff000) >>> 0),
-        uncompressedSize,
-        compressedOffset,
-        compressedSize,
-        compressed,
-        flags: compressed ? CiFlag.COMPRESSED : 0,
-        data: 0n,
-      };
-    }
-  }
+  for (let i = 0; i < count; i++) out[i] = table.entry(i);
   return out;
 }

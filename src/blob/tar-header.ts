@@ -1,6 +1,6 @@
-// The 512-byte GNU tar header that follows (not precedes) each optional piece of a data blob (spec 4.1).
+// The 512-byte GNU tar header that follows (not precedes) each optional piece of a data blob (rafs-format.md 4.1).
 // Only name, size, type '0', the GNU magic and the checksum are set, as the nydus builder writes them.
-import { RafsError } from '../rafs/types.js';
+import { RafsError } from '../image-model.js';
 
 export const TAR_HEADER_SIZE = 512;
 const NAME_LEN = 100;

@@ -1,6 +1,6 @@
-// The blob table of contents (`rafs.blob.toc`, spec 4.9): 128-byte entries naming the trailing pieces of a blob.
-import { RafsError } from '../rafs/types.js';
-import { u64, writeU64 } from '../rafs/le.js';
+// The blob table of contents (`rafs.blob.toc`, rafs-format.md 4.9): 128-byte entries naming the trailing pieces of a blob.
+import { RafsError } from '../image-model.js';
+import { u64, writeU64 } from '../le.js';
 
 export const TOC_ENTRY_SIZE = 128;
 export const TOC_NAME = 'rafs.blob.toc';

@@ -1,5 +1,5 @@
-// Walks the tar-after-data records of a blob from its end (spec 4.1): each payload is followed by its header.
-import { RafsError } from '../rafs/types.js';
+// Walks the tar-after-data records of a blob from its end (rafs-format.md 4.1): each payload is followed by its header.
+import { RafsError } from '../image-model.js';
 import { parseTarHeader, TAR_HEADER_SIZE } from './tar-header.js';
 
 export interface TrailerRecord {

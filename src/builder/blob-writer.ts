@@ -1,4 +1,4 @@
-// The blob dumper (spec 4.1–4.3, 4.7, 4.9, 4.11): splits regular files into chunks, dedups them,
+// The blob dumper (rafs-format.md 4.1–4.3, 4.7, 4.9, 4.11): splits regular files into chunks, dedups them,
 // compresses each chunk on its own and streams the data blob to a temp file in the output directory
 // while hashing it; then appends the CI table, the meta header, and the tar-framed trailer pieces,
 // and finally renames the file to its blob id.
@@ -10,7 +10,7 @@ import { crc32c, digest } from '../digest.js';
 import { makeTarHeader, TAR_HEADER_SIZE } from '../blob/tar-header.js';
 import { encodeCiV1, encodeMetaHeader, type CiEntry } from '../blob/meta.js';
 import { encodeToc, TocFlag, TOC_NAME, type TocEntry } from '../blob/toc.js';
-import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type ChunkInfo } from '../image-model.js';
 import { chunkKey, type BuildContext } from './context.js';
 import type { TreeInode } from './tree.js';
 
@@ -54,7 +54,7 @@ class HashingFile {
     if (hashed) this.hash.update(buf);
     this.pos += buf.length;
   }
-  /** the 512-byte header that follows a trailer payload (spec 4.1) */
+  /** the 512-byte header that follows a trailer payload (rafs-format.md 4.1) */
   tar(name: string, size: number): Buffer {
     const h = makeTarHeader(name, size);
     this.write(h);
@@ -293,7 +293,7 @@ export function dumpBlob(input: DumpInput): DumpedBlob | undefined {
           compressedSize: header.length,
           uncompressedSize: header.length,
         });
-        // The digest array is left out of the running hash (the blob id quirk of spec 4.11).
+        // The digest array is left out of the running hash (the blob id quirk of rafs-format.md 4.11).
         const arr = Buffer.concat(digests);
         const arrOffset = f.pos;
         f.write(arr, false);

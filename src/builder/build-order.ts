@@ -1,4 +1,4 @@
-// The build order of spec 2.15 step 1, shared by the blob dumper (chunk order) and both bootstrap
+// The build order of rafs-format.md 2.15 step 1, shared by the blob dumper (chunk order) and both bootstrap
 // writers (inode numbers, v5 child ranges): the root is 1, then each directory numbers all of its
 // children consecutively before recursing into its child directories.
 import { isDir, isReg, type TreeInode, type TreeNode } from './tree.js';

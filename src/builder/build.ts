@@ -1,6 +1,6 @@
 // The `nydus-image create` pipeline after the tree exists: number the tree, dump file chunks into a
 // new data blob, write the v5 or v6 bootstrap, and (inline-meta) append the bootstrap to the blob.
-import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
+import type { BlobInfo, ChunkInfo } from '../image-model.js';
 import { dumpBlob, type DumpedBlob } from './blob-writer.js';
 import { buildOrder, dumpOrder } from './build-order.js';
 import { BuildContext, type BuildOptions } from './context.js';

@@ -1,5 +1,5 @@
 // Checks on chunks before they go into 80-byte records (the encoder itself is src/rafs/chunk-record.ts).
-import type { ChunkInfo } from '../rafs/types.js';
+import type { ChunkInfo } from '../image-model.js';
 
 /** Sizes the formats can hold; anything else would be truncated silently by the u32 fields. */
 export function checkChunk(c: ChunkInfo, what: string): void {

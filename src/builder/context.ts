@@ -1,6 +1,6 @@
 // Options and shared state of one `nydus-image create` run: what the blob dumper and the bootstrap
 // writers both need (algorithms, chunk size, the blob list and the chunk dedup dictionary).
-import { Compressor, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+import { Compressor, Digester, type BlobInfo, type ChunkInfo } from '../image-model.js';
 import type { TreeNode } from './tree.js';
 
 export interface BuildOptions {

@@ -1,6 +1,6 @@
 // Bootstrap -> builder tree, for layered builds (`--parent-bootstrap`) and merge: the files keep their
 // chunk lists (blob indexes of THIS bootstrap's blob table) instead of content sources.
-import type { Bootstrap, Inode } from '../rafs/types.js';
+import type { Bootstrap, Inode } from '../image-model.js';
 import type { TreeInode, TreeNode } from './tree.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../rafs/common.js';
 

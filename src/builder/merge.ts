@@ -1,9 +1,9 @@
-// `nydus-image merge` (spec §5.5): per-layer bootstraps, bottom layer first, stacked with OCI
+// `nydus-image merge` (rafs-format.md 5.5): per-layer bootstraps, bottom layer first, stacked with OCI
 // whiteouts into one tree whose blob table lists only the blobs still referenced, numbered by first
 // use in a breadth-first walk. The caller lays the result out with the bootstrap writer.
 import path from 'node:path';
-import type { BlobInfo, Bootstrap, Compressor, Digester } from '../rafs/types.js';
-import { SuperFlag } from '../rafs/types.js';
+import type { BlobInfo, Bootstrap, Compressor, Digester } from '../image-model.js';
+import { SuperFlag } from '../image-model.js';
 import type { TreeInode, TreeNode } from './tree.js';
 import { isDir, isReg } from './tree.js';
 import { treeFromBootstrap } from './from-bootstrap.js';
@@ -23,7 +23,7 @@ export interface MergeResult {
   fsVersion: 5 | 6;
   chunkSize: number;
   explicitUidGid: boolean;
-  /** of the last layer (spec §5.5 step 5) */
+  /** of the last layer (rafs-format.md 5.5 step 5) */
   compressor: Compressor;
   digester: Digester;
 }

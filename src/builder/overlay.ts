@@ -1,4 +1,4 @@
-// Stacking one layer's tree onto another (spec §5.3), plus the small tree edits the sources share.
+// Stacking one layer's tree onto another (rafs-format.md 5.3), plus the small tree edits the sources share.
 // RAFS has no whiteout object: whiteouts stay ordinary entries until a layer is applied here.
 import type { TreeInode, TreeNode } from './tree.js';
 import { isDir } from './tree.js';
@@ -16,7 +16,7 @@ export function parseWhiteoutSpec(s: string): WhiteoutSpec {
   throw new Error(`invalid whiteout spec '${s}' (expected oci, overlayfs or none)`);
 }
 
-/** A directory inode with the attributes spec §5.2 gives synthesised parents. */
+/** A directory inode with the attributes rafs-format.md 5.2 gives synthesised parents. */
 export function syntheticDirInode(): TreeInode {
   return { mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, rdev: 0, size: 0, xattrs: new Map() };
 }
@@ -127,7 +127,7 @@ function mergeDir(lower: TreeNode, upper: TreeNode, spec: WhiteoutSpec): void {
   }
 }
 
-/** Drops whiteouts from a single-layer directory build (spec §5.3: oci drops `.wh.*`, overlayfs 0/0 char devices). */
+/** Drops whiteouts from a single-layer directory build (rafs-format.md 5.3: oci drops `.wh.*`, overlayfs 0/0 char devices). */
 export function dropWhiteouts(root: TreeNode, spec: WhiteoutSpec): void {
   if (spec === 'none') return;
   const stack = [root];

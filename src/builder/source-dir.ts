@@ -1,4 +1,4 @@
-// Directory -> builder tree (spec §5.1 dir-rafs). Attributes come from lstat; extended attributes from
+// Directory -> builder tree (rafs-format.md 5.1 dir-rafs). Attributes come from lstat; extended attributes from
 // ONE `getfattr -R` run over the whole tree, parsed once: Node has no xattr API, and a process per
 // file would cost minutes on a 50,000-file tree, while one recursive dump costs about as much as the walk.
 import { spawnSync } from 'node:child_process';

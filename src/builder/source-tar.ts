@@ -1,4 +1,4 @@
-// OCI layer tar (or tar.gz) -> builder tree (spec §5.2). The tar is parsed header by header with
+// OCI layer tar (or tar.gz) -> builder tree (rafs-format.md 5.2). The tar is parsed header by header with
 // positioned reads, so a multi-GiB layer costs one 512-byte buffer; file contents stay in the tar and
 // are referenced as byte ranges. Gzip'ed layers are first inflated to a temporary file.
 import { closeSync, createReadStream, createWriteStream, mkdtempSync, readSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
-// Superblock flag bits for the build's algorithms (spec 1.2), shared by both bootstrap writers.
-import { Compressor, Digester, SuperFlag } from '../rafs/types.js';
+// Superblock flag bits for the build's algorithms (rafs-format.md 1.2), shared by both bootstrap writers.
+import { Compressor, Digester, SuperFlag } from '../image-model.js';
 
 export function compressorFlag(c: Compressor): bigint {
   switch (c) {

@@ -1,6 +1,6 @@
 // The builder's tree: what directory scans, tar parsers and bootstrap loaders produce, what whiteout
 // application and merge rearrange, and what the blob dumper and the bootstrap writers consume.
-import type { ChunkInfo } from '../rafs/types.js';
+import type { ChunkInfo } from '../image-model.js';
 
 /** Where a regular file's bytes come from when they still have to be written into a blob. */
 export type ContentSource =

@@ -1,15 +1,15 @@
-// RAFS v5 bootstrap writer (spec 3): superblock, inode table, prefetch table, blob table + extended
+// RAFS v5 bootstrap writer (rafs-format.md 3): superblock, inode table, prefetch table, blob table + extended
 // blob table, then one record per tree entry in depth-first pre-order (inode, name, symlink target,
-// xattrs, inline chunk records). Inode digests follow the merkle rule of spec 1.6.
-import { writeU64 } from '../rafs/le.js';
-import type { BlobInfo } from '../rafs/types.js';
+// xattrs, inline chunk records). Inode digests follow the merkle rule of rafs-format.md 1.6.
+import { writeU64 } from '../le.js';
+import type { BlobInfo } from '../image-model.js';
 import { digest } from '../digest.js';
 import type { BuildOrder, NodeEntry } from './build-order.js';
 import { checkChunk } from './chunk-record.js';
 import { CHUNK_RECORD_SIZE, encodeChunkRecord } from '../rafs/chunk-record.js';
 import type { BuildContext } from './context.js';
 import { compressorFlag, digesterFlag } from './superblock-flags.js';
-import { SuperFlag } from '../rafs/types.js';
+import { SuperFlag } from '../image-model.js';
 import { isDir, isReg } from './tree.js';
 import { encodeXattrsV5 } from './xattr-encode.js';
 
@@ -27,7 +27,7 @@ const S_IFMT = 0o170000;
 
 const align8 = (v: number): number => Math.ceil(v / 8) * 8;
 
-/** pseudo directory size (spec 3.9): stable across source filesystems */
+/** pseudo directory size (rafs-format.md 3.9): stable across source filesystems */
 function dirSize(e: NodeEntry): number {
   let d = 0;
   for (const c of e.node.children ?? []) d += c.name.length + 8;

@@ -1,4 +1,4 @@
-// Metadata space allocation of the RAFS v6 builder (spec 2.15 step 2): a bump pointer plus partially
+// Metadata space allocation of the RAFS v6 builder (rafs-format.md 2.15 step 2): a bump pointer plus partially
 // used blocks bucketed by free 32-byte slots, reused oldest-first for later small objects. Mirrors
 // nydus-image so that layouts (and thus nids) come out the same.
 

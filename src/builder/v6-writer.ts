@@ -1,9 +1,9 @@
 // RAFS v6 bootstrap writer: lays out inodes, tail-packed directory/symlink data and chunk index arrays
-// with the allocator of the real builder (spec 2.15, incl. reuse of partially used blocks), then
+// with the allocator of the real builder (rafs-format.md 2.15, incl. reuse of partially used blocks), then
 // writes the EROFS superblock, the RAFS extension, device and blob tables, prefetch table and the
-// sorted chunk table (spec 2.1–2.13).
-import { writeU64 } from '../rafs/le.js';
-import { BlobFeature, SuperFlag, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
+// sorted chunk table (rafs-format.md 2.1–2.13).
+import { writeU64 } from '../le.js';
+import { BlobFeature, SuperFlag, type BlobInfo, type ChunkInfo } from '../image-model.js';
 import type { BuildOrder, NodeEntry } from './build-order.js';
 import { checkChunk } from './chunk-record.js';
 import { CHUNK_RECORD_SIZE, encodeChunkRecord } from '../rafs/chunk-record.js';
@@ -229,7 +229,7 @@ export function writeV6(ctx: BuildContext, order: BuildOrder): V6Result {
         }
         chunkTable.set(`${c.digest.toString('hex')}:${c.blobIndex.toString(16).padStart(2, '0')}`, c);
       });
-      // One big "chunk" lets the kernel share page cache for contiguous files (spec 2.11).
+      // One big "chunk" lets the kernel share page cache for contiguous files (rafs-format.md 2.11).
       const fmtSize = contiguous && size > o.chunkSize ? 2 ** Math.ceil(Math.log2(size)) : o.chunkSize;
       iu = CHUNK_FORMAT_INDEXES | (Math.log2(fmtSize) - 12);
       put(idx, at + alignUp(p.inodeSize, 8));

@@ -1,5 +1,5 @@
-// On-disk encodings of an inode's extended attributes: the v6 inline xattr area (spec 2.8) and the
-// v5 pair table (spec 3.6).
+// On-disk encodings of an inode's extended attributes: the v6 inline xattr area (rafs-format.md 2.8) and the
+// v5 pair table (rafs-format.md 3.6).
 
 /** EROFS name indexes RAFS can store; 'system.posix_acl_*' must come before any shorter prefix. */
 const V6_PREFIXES: Array<[number, string]> = [

@@ -21,7 +21,7 @@ export interface ProxyConfig {
   dragonfly_scheduler_endpoint: string;
 }
 
-/** The fields every network backend shares (spec 2.4, "Common network fields"). */
+/** The fields every network backend shares (nydusd-runtime.md 2.4, "Common network fields"). */
 export interface NetworkConfig {
   skip_verify: boolean;
   ca_cert_files: string[];

@@ -148,7 +148,7 @@ function backendV2(o: Obj, where: string, warn: ConfigWarn): BackendConfig {
     access_key_id: str('access_key_id'),
     access_key_secret: str('access_key_secret'),
   });
-  // the reference's per-type validation (spec 2.3)
+  // the reference's per-type validation (nydusd-runtime.md 2.3)
   switch (type) {
     case 'localfs': {
       const localfs = { blob_file: str('blob_file'), dir: str('dir'), alt_dirs: strings('alt_dirs'), timeout: duration(b, 'timeout', 0, w, warn) };

@@ -15,7 +15,6 @@ import {
   decodeOpen,
   decodeRead,
   decodeRelease,
-  direntPlusSize,
   direntType,
   DirentWriter,
   encodeAttrOut,
@@ -36,8 +35,8 @@ import {
 } from './protocol.js';
 import { errno, errnoOf, type FileSystem, type LeasedData, type OpenResult, type RequestContext } from './filesystem.js';
 import { InitError, initOut, negotiate, type NegotiateOptions, type Negotiated } from './negotiate.js';
+import type { Log } from '../log.js';
 
-export type Logger = (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface DispatcherHooks {
   /**
@@ -48,7 +47,7 @@ export interface DispatcherHooks {
   /** INIT was answered. */
   onInit(n: Negotiated): void;
   onDestroy(): void;
-  log: Logger;
+  log: Log;
 }
 
 /** Reply parts, with what to do once they are written (release leased read data). */
@@ -291,18 +290,23 @@ export class Dispatcher {
         case Op.READDIRPLUS: {
           const plus = h.opcode === Op.READDIRPLUS;
           const r = decodeRead(req);
-          const entries = await fs.readdir(h.nodeId, r.fh, r.offset, plus, ctx);
           const w = new DirentWriter(r.size, plus);
+          if (fs.readdirInto) {
+            await fs.readdirInto(h.nodeId, r.fh, r.offset, w, ctx);
+            return ok(w.finish());
+          }
+          if (!fs.readdir) return err(ENOSYS);
+          const entries = await fs.readdir(h.nodeId, r.fh, r.offset, plus, ctx);
           for (const e of entries) {
             const name = typeof e.name === 'string' ? Buffer.from(e.name) : e.name;
             const type = direntType(e.mode);
             if (plus) {
               // check room before the lookup: an entry that is not sent must not take a lookup reference
-              if (w.length + direntPlusSize(name.length) > r.size) break;
+              if (!w.fits(name.length)) break;
               const dots = name.length <= 2 && (name.toString() === '.' || name.toString() === '..');
               const entry = e.entry ?? (dots ? undefined : await fs.lookup(h.nodeId, name, ctx));
-              w.add(name, BigInt(e.ino), BigInt(e.offset), type, entry);
-            } else if (!w.add(name, BigInt(e.ino), BigInt(e.offset), type)) {
+              w.add(name, e.ino, e.offset, type, entry);
+            } else if (!w.add(name, e.ino, e.offset, type)) {
               break;
             }
           }

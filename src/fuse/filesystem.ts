@@ -2,7 +2,7 @@
 // everywhere so a handler can wait on a backend without holding up other requests. Failures are thrown as
 // FuseError (or any Error with an errno-name `code`); anything else becomes EIO.
 import { constants as osConstants } from 'node:os';
-import type { Attr, EntryOut, StatFs } from './protocol.js';
+import type { Attr, DirentWriter, EntryOut, StatFs } from './protocol.js';
 
 export type { Attr, EntryOut as Entry, StatFs } from './protocol.js';
 
@@ -88,7 +88,14 @@ export interface FileSystem {
    * Entries after cookie `offset` (0 = from the start), in order. The session stops pulling when the reply is full,
    * so a lazy iterable avoids building the whole listing for every page.
    */
-  readdir(nodeId: bigint, fh: bigint, offset: bigint, plus: boolean, ctx: RequestContext): Promise<Iterable<DirEntry>>;
+  readdir?(nodeId: bigint, fh: bigint, offset: bigint, plus: boolean, ctx: RequestContext): Promise<Iterable<DirEntry>>;
+  /**
+   * The other way to list (implement one of the two): write the entries after cookie `offset` straight into the
+   * reply with `out.addName` (READDIR) or `out.addPlus` (READDIRPLUS, `out.plus`) until one returns false. Entries
+   * written with a node id count as one lookup each, like LOOKUP. For filesystems that list huge directories from
+   * their own buffers: no object per entry (issue 8 item 2).
+   */
+  readdirInto?(nodeId: bigint, fh: bigint, offset: bigint, out: DirentWriter, ctx: RequestContext): Promise<void>;
   releasedir?(nodeId: bigint, fh: bigint): void | Promise<void>;
 
   statfs(nodeId: bigint, ctx: RequestContext): Promise<StatFs>;

@@ -312,11 +312,15 @@ export interface EntryOut {
 }
 
 export function writeEntryOut(b: Buffer, off: number, e: EntryOut): void {
-  b.writeBigUInt64LE(e.nodeId, off);
-  b.writeBigUInt64LE(e.generation ?? 0n, off + 8);
-  writeTime(b, off + 16, off + 32, e.entryTimeout);
-  writeTime(b, off + 24, off + 36, e.attrTimeout);
-  writeAttr(b, off + 40, e.attr);
+  writeEntryFields(b, off, e.nodeId, e.generation ?? 0n, e.entryTimeout, e.attrTimeout, e.attr);
+}
+
+function writeEntryFields(b: Buffer, off: number, nodeId: bigint | number, generation: bigint | number, entryTimeout: number, attrTimeout: number, attr: Attr): void {
+  writeU64(b, nodeId, off);
+  writeU64(b, generation, off + 8);
+  writeTime(b, off + 16, off + 32, entryTimeout);
+  writeTime(b, off + 24, off + 36, attrTimeout);
+  writeAttr(b, off + 40, attr);
 }
 
 export function encodeEntryOut(e: EntryOut): Buffer {
@@ -442,23 +446,63 @@ export class DirentWriter {
   }
 
   /** Returns false (writing nothing) when the entry does not fit: the caller stops and replies. */
-  add(name: Buffer, ino: bigint, off: bigint, type: number, entry?: EntryOut): boolean {
-    if (name.length === 0 || name.length > 1024) throw new ProtocolError(`directory entry name of ${name.length} bytes`);
-    const need = this.plus ? direntPlusSize(name.length) : direntSize(name.length);
+  add(name: Buffer, ino: bigint | number, off: bigint | number, type: number, entry?: EntryOut): boolean {
+    if (!this.plus) return this.addName(name, 0, name.length, ino, off, type);
+    // nodeid 0 means "no entry attached": the kernel only fills the dirent (used for "." and "..")
+    if (entry === undefined) return this.addPlus(name, 0, name.length, ino, off, type, 0, 0, { ino, size: 0, mode: type << 12 });
+    return this.addPlus(name, 0, name.length, ino, off, type, entry.nodeId, entry.entryTimeout, entry.attr, entry.attrTimeout, entry.generation);
+  }
+
+  /** A READDIR entry named `src[start, end)`, so a filesystem can copy names straight from its own buffers. */
+  addName(src: Buffer, start: number, end: number, ino: bigint | number, off: bigint | number, type: number): boolean {
+    const len = this.checkName(start, end);
+    const need = direntSize(len);
     if (this.pos + need > this.buf.length) return false;
-    let p = this.pos;
-    if (this.plus) {
-      // nodeid 0 means "no entry attached": the kernel only fills the dirent (used for "." and "..")
-      writeEntryOut(this.buf, p, entry ?? { nodeId: 0n, entryTimeout: 0, attrTimeout: 0, attr: { ino, size: 0, mode: type << 12 } });
-      p += ENTRY_OUT_SIZE;
-    }
-    this.buf.writeBigUInt64LE(ino, p);
-    this.buf.writeBigUInt64LE(off, p + 8);
-    this.buf.writeUInt32LE(name.length, p + 16);
-    this.buf.writeUInt32LE(type, p + 20);
-    name.copy(this.buf, p + DIRENT_HEADER_SIZE);
+    this.dirent(src, start, end, this.pos, ino, off, type);
     this.pos += need; // padding bytes stay zero from Buffer.alloc
     return true;
+  }
+
+  /**
+   * A READDIRPLUS entry named `src[start, end)`: node `nodeId` (0: none attached) with attributes `attr`, written
+   * straight from the numbers given, so a filesystem needs no entry objects per listed name.
+   */
+  addPlus(
+    src: Buffer, start: number, end: number, ino: bigint | number, off: bigint | number, type: number, nodeId: bigint | number, timeout: number,
+    attr: Attr, attrTimeout = timeout, generation: bigint | number = 0,
+  ): boolean {
+    const len = this.checkName(start, end);
+    const need = direntPlusSize(len);
+    if (this.pos + need > this.buf.length) return false;
+    writeEntryFields(this.buf, this.pos, nodeId, generation, timeout, attrTimeout, attr);
+    this.dirent(src, start, end, this.pos + ENTRY_OUT_SIZE, ino, off, type);
+    this.pos += need;
+    return true;
+  }
+
+  /** Whether an entry with a name of `nameLen` bytes still fits. */
+  fits(nameLen: number): boolean {
+    return this.pos + (this.plus ? direntPlusSize(nameLen) : direntSize(nameLen)) <= this.buf.length;
+  }
+
+  private checkName(start: number, end: number): number {
+    const len = end - start;
+    if (len <= 0 || len > 1024) throw new ProtocolError(`directory entry name of ${len} bytes`);
+    return len;
+  }
+
+  private dirent(src: Buffer, start: number, end: number, p: number, ino: bigint | number, off: bigint | number, type: number): void {
+    writeU64(this.buf, ino, p);
+    writeU64(this.buf, off, p + 8);
+    this.buf.writeUInt32LE(end - start, p + 16);
+    this.buf.writeUInt32LE(type, p + 20);
+    if (end - start > 32) {
+      src.copy(this.buf, p + DIRENT_HEADER_SIZE, start, end);
+      return;
+    }
+    // most names are short: a loop is cheaper than the native copy's call overhead, once per listed entry
+    const b = this.buf;
+    for (let i = start, q = p + DIRENT_HEADER_SIZE; i < end; i++, q++) b[q] = src[i]!;
   }
 
   get length(): number {

@@ -42,7 +42,8 @@ import {
   writeMessage,
   writeMessageAsync,
 } from './device.js';
-import { Dispatcher, type Logger } from './dispatcher.js';
+import { Dispatcher } from './dispatcher.js';
+import type { Log } from '../log.js';
 import type { FileSystem } from './filesystem.js';
 import { DEFAULT_MAX_WRITE, describeNegotiated, requestBufferSize, type NegotiateOptions, type Negotiated } from './negotiate.js';
 import { encodeNotifyInvalEntry, encodeNotifyInvalInode, encodeNotifyResend } from './protocol.js';
@@ -61,7 +62,7 @@ export interface SessionOptions extends NegotiateOptions {
    * at once, since a pool hop per reply then costs more than the copy it moves.
    */
   poolReplies?: boolean;
-  log?: Logger;
+  log?: Log;
 }
 
 export interface MountOptions extends SessionOptions {
@@ -88,7 +89,7 @@ export interface SessionState extends Negotiated {
   fs?: unknown;
 }
 
-const defaultLog: Logger = (level, msg) => {
+const defaultLog: Log = (level, msg) => {
   if (level === 'warn' || level === 'error') process.stderr.write(`fuse ${level}: ${msg}\n`);
 };
 
@@ -117,7 +118,7 @@ export class Session extends EventEmitter {
   private readers: Reader[] = [];
   private readonly dispatcher: Dispatcher;
   private readonly control = new SharedArrayBuffer(4);
-  private readonly log: Logger;
+  private readonly log: Log;
   private initWaiter: { resolve: (n: Negotiated) => void } | undefined;
   private closed = false;
   private stopping = false;

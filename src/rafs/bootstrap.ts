@@ -1,6 +1,6 @@
 // Opens a bootstrap of either RAFS version, or the bootstrap inlined in a data blob.
 import path from 'node:path';
-import { RafsError, type Bootstrap } from './types.js';
+import { RafsError, type Bootstrap } from '../image-model.js';
 import { V5Bootstrap, V5_MAGIC } from './v5.js';
 import { V6Bootstrap, EROFS_MAGIC } from './v6.js';
 import type { OpenOptions } from './common.js';

@@ -1,6 +1,6 @@
-// The 80-byte chunk record (spec 1.5): inline after v5 file inodes, and the v6 chunk table entries.
-import { RafsError, type BlobInfo, type ChunkInfo } from './types.js';
-import { need, u64 } from './le.js';
+// The 80-byte chunk record (rafs-format.md 1.5): inline after v5 file inodes, and the v6 chunk table entries.
+import { RafsError, type BlobInfo, type ChunkInfo } from '../image-model.js';
+import { need, u64 } from '../le.js';
 
 export const CHUNK_RECORD_SIZE = 80;
 const KNOWN_CHUNK_FLAGS = 0x1f;

@@ -1,5 +1,5 @@
 // Pieces both bootstrap formats share: superblock flag decoding, file-type bits, blob id substitution.
-import { RafsError, Compressor, Digester, SuperFlag, BlobFeature, type BlobInfo } from './types.js';
+import { RafsError, Compressor, Digester, SuperFlag, BlobFeature, type BlobInfo } from '../image-model.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
@@ -21,7 +21,7 @@ export const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
 export const isReg = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
 export const isLnk = (mode: number): boolean => (mode & S_IFMT) === S_IFLNK;
 
-// Bits 0x1..0x200, ENCRYPTION_* and the PRESERVED_COMPAT bits 0x0400_0000..0x8000_0000 (spec 1.2).
+// Bits 0x1..0x200, ENCRYPTION_* and the PRESERVED_COMPAT bits 0x0400_0000..0x8000_0000 (rafs-format.md 1.2).
 const KNOWN_SUPER_FLAGS = 0xff00_03ffn;
 
 const COMPRESSOR_BITS: [bigint, Compressor][] = [

@@ -1,16 +1,19 @@
 // A RAFS image served as a read-only FUSE filesystem: metadata from the bootstrap, file data through the
 // blob device (chunk map -> cache -> backend). Behaviour follows nydusd (spec nydusd-runtime §9): huge
 // entry/attr timeouts (the image is immutable), negative lookups cached, keep_cache on open.
-import type { Attr, DirEntry as FuseDirEntry, Entry, FileSystem, LeasedData, StatFs } from '../fuse/filesystem.js';
+import type { Attr, Entry, FileSystem, LeasedData, StatFs } from '../fuse/filesystem.js';
+import type { DirentWriter } from '../fuse/protocol.js';
 import { FuseError } from '../fuse/filesystem.js';
 import type { BlobDevice } from '../storage/device.js';
 import type { ChunkSlice } from '../storage/blob-cache.js';
 import { S_IFDIR, S_IFMT, S_IFREG, isDir, isLnk, isReg } from './common.js';
-import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from './types.js';
+import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from '../image-model.js';
 
 /** The image format's default timeout: the kernel practically never revalidates. */
 const TIMEOUT = 2 ** 32;
 const FUSE_ROOT = 1n;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 const FILE_CHUNK_CACHE = 256;
 /**
  * How far ahead of a sequential reader chunks are fetched. The kernel sends one 1 MiB READ at a time per
@@ -19,6 +22,9 @@ const FILE_CHUNK_CACHE = 256;
  */
 const READAHEAD = 4 * 1024 * 1024;
 const SEQUENTIAL_TRACKED = 1024;
+
+/** Attr with every field present and numeric, as RAFS reports them */
+type AttrFields = { [K in keyof Attr]-?: number };
 
 export interface RafsFsOptions {
   /** rafs.batch_size (amplify_io): how much of a file's following chunks a read may pull along */
@@ -37,6 +43,8 @@ export class RafsFs implements FileSystem {
   private readonly chunkCache = new Map<number, ChunkInfo[]>();
   /** end offset of the last read of each recently read file, to spot sequential readers */
   private readonly lastEnd = new Map<number, number>();
+  /** the attributes of the entry being listed: one object for all of them */
+  private readonly scratch: AttrFields = { ino: 0, size: 0, blocks: 0, atime: 0, mtime: 0, ctime: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
   constructor(
     readonly bootstrap: Bootstrap,
@@ -63,6 +71,10 @@ export class RafsFs implements FileSystem {
     return ino === this.root ? FUSE_ROOT : BigInt(ino);
   }
 
+  private nodeNum(ino: number): number {
+    return ino === this.root ? 1 : ino;
+  }
+
   private inoOf(node: bigint): number {
     if (node === FUSE_ROOT) return this.root;
     if (node > BigInt(Number.MAX_SAFE_INTEGER)) throw new FuseError('ENOENT');
@@ -86,23 +98,29 @@ export class RafsFs implements FileSystem {
   }
 
   private attr(inode: Inode): Attr {
+    const a: Attr = this.fillAttr(inode, {} as AttrFields);
+    a.ino = this.nodeOf(inode.ino); // entries and GETATTR answer node ids as bigint, like nodeId
+    return a;
+  }
+
+  /** Writes `inode`'s attributes into `a` (listings reuse one object for every entry) and returns it. */
+  private fillAttr(inode: Inode, a: AttrFields): AttrFields {
     const mtime = inode.mtime === 0 && inode.mtimeNsec === 0 ? this.startTime : inode.mtime + inode.mtimeNsec / 1e9;
     let mode = inode.mode;
     if (inode.ino === this.root) mode = (mode & S_IFMT) | 0o755;
-    return {
-      ino: this.nodeOf(inode.ino),
-      size: inode.size,
-      blocks: Math.ceil(inode.size / 512),
-      atime: mtime,
-      mtime,
-      ctime: mtime,
-      mode,
-      nlink: inode.nlink,
-      uid: this.explicitIds ? inode.uid : this.uid,
-      gid: this.explicitIds ? inode.gid : this.gid,
-      rdev: inode.rdev,
-      blksize: 4096,
-    };
+    a.ino = this.nodeNum(inode.ino);
+    a.size = inode.size;
+    a.blocks = Math.ceil(inode.size / 512);
+    a.atime = mtime;
+    a.mtime = mtime;
+    a.ctime = mtime;
+    a.mode = mode;
+    a.nlink = inode.nlink;
+    a.uid = this.explicitIds ? inode.uid : this.uid;
+    a.gid = this.explicitIds ? inode.gid : this.gid;
+    a.rdev = inode.rdev;
+    a.blksize = 4096;
+    return a;
   }
 
   private entry(inode: Inode): Entry {
@@ -211,35 +229,33 @@ export class RafsFs implements FileSystem {
     if (ahead.length > 0) this.device.prefetch(ahead);
   }
 
-  async readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Promise<Iterable<FuseDirEntry>> {
+  async readdirInto(node: bigint, _fh: bigint, offset: bigint, out: DirentWriter): Promise<void> {
     const dir = this.inode(this.inoOf(node));
     if (!isDir(dir.mode)) throw new FuseError('ENOTDIR');
-    let children;
+    // cookies are ordinal positions: '.' is 1, '..' is 2, child k is k + 3; the bootstrap pages to child k directly
+    const from = offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offset);
+    const dirType = S_IFDIR >>> 12;
     try {
-      children = this.bootstrap.readdir(dir.ino);
+      if (from < 1 && !out.add(DOT, this.nodeNum(dir.ino), 1, dirType)) return;
+      if (from < 2 && !out.add(DOTDOT, this.nodeNum(this.bootstrap.parentOf(dir.ino)), 2, dirType)) return;
+      let cookie = Math.max(2, from);
+      const v5 = this.bootstrap.superblock.version === 5;
+      const a = this.scratch;
+      this.bootstrap.list(dir.ino, cookie - 2, (src, start, end, ino, type) => {
+        cookie++;
+        if (out.plus) {
+          if (!out.fits(end - start)) return false;
+          this.fillAttr(this.canonical(this.inode(ino)), a);
+          return out.addPlus(src, start, end, a.ino, cookie, type >>> 12, a.ino, TIMEOUT, a);
+        }
+        // v5 hardlinks are one kernel inode: report the first link's number
+        const n = v5 && type === S_IFREG ? this.nodeNum(this.canonical(this.inode(ino)).ino) : this.nodeNum(ino);
+        return out.addName(src, start, end, n, cookie, type >>> 12);
+      });
     } catch (err) {
+      if (err instanceof FuseError) throw err;
       throw new FuseError('EIO', (err as Error).message);
     }
-    const parent = this.bootstrap.parentOf(dir.ino);
-    const self = this;
-    const from = Number(offset);
-    // cookies are ordinal positions: '.' is 1, '..' is 2, child k is k + 3
-    return (function* () {
-      if (from < 1) yield { name: '.', ino: self.nodeOf(dir.ino), mode: S_IFDIR, offset: 1 };
-      if (from < 2) yield { name: '..', ino: self.nodeOf(parent), mode: S_IFDIR, offset: 2 };
-      for (let k = Math.max(0, from - 2); k < children.length; k++) {
-        const c = children[k]!;
-        const e: FuseDirEntry = { name: c.name, ino: self.nodeOf(c.ino), mode: c.type & S_IFMT, offset: k + 3 };
-        if (plus) {
-          const ent = self.entry(self.inode(c.ino));
-          e.entry = ent;
-          e.ino = ent.nodeId;
-        } else if (self.bootstrap.superblock.version === 5 && (c.type & S_IFMT) === S_IFREG) {
-          e.ino = self.entry(self.inode(c.ino)).nodeId;
-        }
-        yield e;
-      }
-    })();
   }
 
   async statfs(): Promise<StatFs> {

@@ -1,6 +1,6 @@
-// RAFS v5 reader (spec 3): 8 KiB superblock, inode table, blob tables, 128-byte inode records.
-import { RafsError, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type Inode, type SuperblockInfo } from './types.js';
-import { u64, u64big, need } from './le.js';
+// RAFS v5 reader (rafs-format.md 3): 8 KiB superblock, inode table, blob tables, 128-byte inode records.
+import { RafsError, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type DirVisitor, type Inode, type SuperblockInfo } from '../image-model.js';
+import { u64, u64big, need } from '../le.js';
 import { checkMode, decodeSuperFlags, isDir, isLnk, isReg, substituteBlobIds, SmallCache, S_IFMT, type OpenOptions } from './common.js';
 import { checkFeatures } from '../blob/meta.js';
 import { checkChunkInBlob, parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
@@ -269,6 +269,14 @@ export class V5Bootstrap implements Bootstrap {
       out.push({ name: r.name, ino: k, type: r.mode & S_IFMT });
     }
     return this.dirCache.set(dirIno, out);
+  }
+
+  list(dirIno: number, from: number, visit: DirVisitor): void {
+    const all = this.readdir(dirIno);
+    for (let k = from; k < all.length; k++) {
+      const e = all[k]!;
+      if (!visit(e.name, 0, e.name.length, e.ino, e.type)) return;
+    }
   }
 
   parentOf(dirIno: number): number {

@@ -1,6 +1,6 @@
-// RAFS v6 reader (spec 2): an EROFS image with a RAFS extension, device/blob tables and a chunk table.
-import { RafsError, BlobFeature, SuperFlag, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type Inode, type SuperblockInfo } from './types.js';
-import { u64, u64big, need } from './le.js';
+// RAFS v6 reader (rafs-format.md 2): an EROFS image with a RAFS extension, device/blob tables and a chunk table.
+import { RafsError, BlobFeature, SuperFlag, type Bootstrap, type BlobInfo, type ChunkInfo, type DirEntry, type DirVisitor, type Inode, type SuperblockInfo } from '../image-model.js';
+import { u64, u64big, need } from '../le.js';
 import { checkMode, decodeSuperFlags, isDir, isLnk, isReg, substituteBlobIds, SmallCache, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFLNK, type OpenOptions } from './common.js';
 import { checkFeatures, checkCompressor, MAX_CI_ENTRIES } from '../blob/meta.js';
 import { checkChunkInBlob, parseChunkRecord, CHUNK_RECORD_SIZE } from './chunk-record.js';
@@ -27,7 +27,28 @@ const XATTR_PREFIXES: Record<number, string> = {
 };
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** End of dirent `j`'s name, which runs to `next`; the last name of a block may be NUL-padded. */
+function nameEnd(b: Buffer, j: number, count: number, nameOff: number, next: number): number {
+  if (j + 1 < count) return next;
+  for (let p = nameOff; p < next; p++) if (b[p] === 0) return p;
+  return next;
+}
+
+/** 1 for '.', 2 for '..', 0 for any other name */
+function dotsOf(b: Buffer, start: number, end: number): number {
+  if (b[start] !== 0x2e) return 0;
+  if (end - start === 1) return 1;
+  return end - start === 2 && b[start + 1] === 0x2e ? 2 : 0;
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+interface DirState {
+  /** 1 for each dirent block already checked */
+  checked: Uint8Array;
+  /** children before each block, once the directory was listed */
+  before: Uint32Array | undefined;
+}
 
 interface V6Rec {
   nid: number;
@@ -46,12 +67,6 @@ interface V6Rec {
   nlink: number;
 }
 
-interface DirBlock {
-  names: Buffer[];
-  nids: number[];
-  types: number[];
-}
-
 export class V6Bootstrap implements Bootstrap {
   readonly superblock: SuperblockInfo;
   readonly blobs: BlobInfo[];
@@ -65,10 +80,12 @@ export class V6Bootstrap implements Bootstrap {
   private chunkIdx: ChunkIndex | undefined;
   /** the first damaged chunk-table record's fault, named when a file needs a chunk the table lacks */
   private chunkTableDamage: string | undefined;
-  private readonly inodes = new SmallCache<number, V6Rec>(8192);
-  private readonly dirCache = new SmallCache<number, DirEntry[]>(256);
-  /** parsed dirent blocks by (file offset, length): lookups binary-search the same blocks over and over */
-  private readonly blockCache = new SmallCache<number, DirBlock>(1024);
+  /**
+   * Per directory, a few bytes a dirent block: listings and lookups read names straight from the bootstrap instead
+   * of decoding blocks into objects (issue 8 item 2: a 200,000-entry directory held as objects cost ~100 MiB of
+   * heap, and every READDIR page rebuilt them once evicted).
+   */
+  private readonly dirStates = new SmallCache<number, DirState>(4096);
 
   constructor(private readonly buf: Buffer, opts?: OpenOptions) {
     this.size = buf.length;
@@ -214,9 +231,11 @@ export class V6Bootstrap implements Bootstrap {
     return s;
   }
 
+  /**
+   * Decodes and checks an inode record. Not cached: decoding costs about what a Map lookup does, and a cache that a
+   * 200,000-entry listing churns through only moved garbage into the old generation (issue 8 item 2).
+   */
   private inode(nid: number): V6Rec {
-    const cached = this.inodes.get(nid);
-    if (cached !== undefined) return cached;
     const what = `v6 inode nid ${nid}`;
     const buf = this.buf;
     if (!Number.isSafeInteger(nid) || nid < 0) throw new RafsError(`${what}: invalid nid`);
@@ -269,7 +288,7 @@ export class V6Bootstrap implements Bootstrap {
     } else if (rec.size !== 0) {
       throw new RafsError(`${what}: special file has size ${rec.size}`);
     }
-    return this.inodes.set(nid, rec);
+    return rec;
   }
 
   private superblockChunkSize(): number {
@@ -306,111 +325,167 @@ export class V6Bootstrap implements Bootstrap {
     return r;
   }
 
-  private parseBlock(r: V6Rec, k: number): DirBlock {
-    const b = this.dataBlock(r, k);
-    const key = (b.byteOffset - this.buf.byteOffset) * 8192 + b.length;
-    const cached = this.blockCache.get(key);
-    if (cached !== undefined) return cached;
-    return this.blockCache.set(key, this.decodeBlock(r, k, b));
+  /** What is known of directory `nid`: which of its dirent blocks were checked, and its child counts once listed. */
+  private dirState(nid: number): { r: V6Rec; st: DirState } {
+    const r = this.dirInode(nid);
+    let st = this.dirStates.get(nid);
+    if (st === undefined) st = this.dirStates.set(nid, { checked: new Uint8Array(this.blockCount(r)), before: undefined });
+    return { r, st };
   }
 
-  private decodeBlock(r: V6Rec, k: number, b: Buffer): DirBlock {
+  /**
+   * Dirent block `k`, checked on first use (name ranges, no NUL or '/', names strictly sorted, known file types, '.'
+   * pointing at the directory itself): a lookup checks only the blocks its binary search touches, so the first
+   * `cat` of one file in a 200,000-entry directory does not pay for checking the whole directory.
+   */
+  private dirBlock(r: V6Rec, st: DirState, k: number): Buffer {
+    const b = this.dataBlock(r, k);
+    if (st.checked[k] === 1) return b;
     const what = `v6 inode nid ${r.nid} dirent block ${k}`;
     if (b.length < DIRENT_SIZE) throw new RafsError(`${what}: too short for a dirent`);
     const first = b.readUInt16LE(8);
     if (first % DIRENT_SIZE !== 0 || first === 0 || first >= b.length) throw new RafsError(`${what}: first e_nameoff ${first} invalid`);
     const count = first / DIRENT_SIZE;
-    const out: DirBlock = { names: [], nids: [], types: [] };
     let prevOff = first;
+    let prevEnd = 0;
     for (let j = 0; j < count; j++) {
       const d = j * DIRENT_SIZE;
       const nameOff = b.readUInt16LE(d + 8);
-      const end = j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length;
-      if (nameOff < prevOff || end <= nameOff || end > b.length) throw new RafsError(`${what}: dirent ${j} name range ${nameOff}..${end} invalid`);
-      prevOff = nameOff;
-      let name = b.subarray(nameOff, end);
-      if (j + 1 === count) {
-        const z = name.indexOf(0);
-        if (z === 0) throw new RafsError(`${what}: dirent ${j} has an empty name`);
-        if (z > 0) name = name.subarray(0, z);
+      const next = j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length;
+      if (nameOff < prevOff || next <= nameOff || next > b.length) throw new RafsError(`${what}: dirent ${j} name range ${nameOff}..${next} invalid`);
+      const end = nameEnd(b, j, count, nameOff, next);
+      if (end === nameOff) throw new RafsError(`${what}: dirent ${j} has an empty name`);
+      for (let p = nameOff; p < end; p++) {
+        if (b[p] === 0 || b[p] === 0x2f) throw new RafsError(`${what}: dirent ${j} name contains NUL or '/'`);
       }
-      if (name.includes(0) || name.includes(0x2f)) throw new RafsError(`${what}: dirent ${j} name contains NUL or '/'`);
-      const nid = u64(b, d, `${what} dirent ${j} e_nid`);
-      const ft = b[d + 10];
-      if (ft >= FILE_TYPES.length) throw new RafsError(`${what}: dirent ${j} has unknown file type ${ft}`);
-      out.names.push(name);
-      out.nids.push(nid);
-      out.types.push(FILE_TYPES[ft]);
+      if (j > 0 && b.compare(b, nameOff, end, prevOff, prevEnd) >= 0) throw new RafsError(`v6 inode nid ${r.nid}: dirents not sorted at block ${k} entry ${j}`);
+      prevOff = nameOff;
+      prevEnd = end;
+      const child = u64(b, d, `${what} dirent ${j} e_nid`);
+      if (b[d + 10] >= FILE_TYPES.length) throw new RafsError(`${what}: dirent ${j} has unknown file type ${b[d + 10]}`);
+      if (dotsOf(b, nameOff, end) === 1 && child !== r.nid) throw new RafsError(`v6 inode nid ${r.nid}: '.' points at nid ${child}`);
     }
-    return out;
+    st.checked[k] = 1;
+    return b;
+  }
+
+  /**
+   * Element k: the number of children ('.' and '..' excluded) in blocks before block k; the last element the total.
+   * Built at the first listing, which also checks that names stay sorted from block to block, so a listing pages
+   * straight to child k.
+   */
+  private childCounts(r: V6Rec, st: DirState): Uint32Array {
+    if (st.before !== undefined) return st.before;
+    const blocks = st.checked.length;
+    const before = new Uint32Array(blocks + 1);
+    let children = 0;
+    let prev: Buffer | undefined;
+    let prevStart = 0;
+    let prevEnd = 0;
+    for (let k = 0; k < blocks; k++) {
+      before[k] = children;
+      const b = this.dirBlock(r, st, k);
+      const count = b.readUInt16LE(8) / DIRENT_SIZE;
+      for (let j = 0; j < count; j++) {
+        const d = j * DIRENT_SIZE;
+        const nameOff = b.readUInt16LE(d + 8);
+        const end = nameEnd(b, j, count, nameOff, j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length);
+        if (j === 0 && prev !== undefined && prev.compare(b, nameOff, end, prevStart, prevEnd) >= 0) {
+          throw new RafsError(`v6 inode nid ${r.nid}: dirents not sorted at block ${k} entry 0`);
+        }
+        if (j === count - 1) {
+          prev = b;
+          prevStart = nameOff;
+          prevEnd = end;
+        }
+        if (dotsOf(b, nameOff, end) === 0) children++;
+      }
+    }
+    before[blocks] = children;
+    st.before = before;
+    return before;
   }
 
   private blockCount(r: V6Rec): number {
     return Math.ceil(r.size / this.blksz);
   }
 
-  private static isDot(n: Buffer): boolean {
-    return n.length === 1 && n[0] === 0x2e;
-  }
-
-  private static isDotDot(n: Buffer): boolean {
-    return n.length === 2 && n[0] === 0x2e && n[1] === 0x2e;
+  list(nid: number, from: number, visit: DirVisitor): void {
+    const { r, st } = this.dirState(nid);
+    const before = this.childCounts(r, st);
+    const blocks = before.length - 1;
+    if (from >= before[blocks]!) return;
+    // the block holding child `from`: the last block with before[k] <= from
+    let lo = 0;
+    let hi = blocks - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (before[mid]! <= from) lo = mid;
+      else hi = mid - 1;
+    }
+    let skip = from - before[lo]!;
+    for (let k = lo; k < blocks; k++) {
+      const b = this.dataBlock(r, k);
+      const count = b.readUInt16LE(8) / DIRENT_SIZE;
+      for (let j = 0; j < count; j++) {
+        const d = j * DIRENT_SIZE;
+        const nameOff = b.readUInt16LE(d + 8);
+        const end = nameEnd(b, j, count, nameOff, j + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length);
+        if (dotsOf(b, nameOff, end) !== 0) continue;
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        const child = b.readUInt32LE(d) + b.readUInt32LE(d + 4) * 2 ** 32; // checked safe by dirBlock
+        const ft = FILE_TYPES[b[d + 10]!]!;
+        if (!visit(b, nameOff, end, child, ft === 0 ? this.inode(child).mode & S_IFMT : ft)) return;
+      }
+    }
   }
 
   readdir(nid: number): DirEntry[] {
-    const cached = this.dirCache.get(nid);
-    if (cached !== undefined) return cached;
-    const r = this.dirInode(nid);
     const out: DirEntry[] = [];
-    let prev: Buffer | undefined;
-    for (let k = 0; k < this.blockCount(r); k++) {
-      const blk = this.parseBlock(r, k);
-      for (let j = 0; j < blk.names.length; j++) {
-        const name = blk.names[j];
-        if (prev !== undefined && Buffer.compare(prev, name) >= 0) throw new RafsError(`v6 inode nid ${nid}: dirents not sorted at block ${k} entry ${j}`);
-        prev = name;
-        if (V6Bootstrap.isDot(name)) {
-          if (blk.nids[j] !== nid) throw new RafsError(`v6 inode nid ${nid}: '.' points at nid ${blk.nids[j]}`);
-          continue;
-        }
-        if (V6Bootstrap.isDotDot(name)) continue;
-        const type = blk.types[j] === 0 ? this.inode(blk.nids[j]).mode & S_IFMT : blk.types[j];
-        out.push({ name, ino: blk.nids[j], type });
-      }
-    }
-    return this.dirCache.set(nid, out);
+    this.list(nid, 0, (src, start, end, ino, type) => out.push({ name: src.subarray(start, end), ino, type }) > 0);
+    return out;
   }
 
-  private findInBlock(blk: DirBlock, name: Buffer): number {
-    let lo = 0;
-    let hi = blk.names.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = Buffer.compare(blk.names[mid], name);
-      if (c === 0) return blk.nids[mid];
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
-  }
-
-  /** nid of `name` in a directory (including '.' and '..'), or -1 */
+  /** nid of `name` in a directory (including '.' and '..'), or -1: a binary search over the blocks, then inside one */
   private findNid(dirNid: number, name: Buffer): number {
-    const r = this.dirInode(dirNid);
+    const { r, st } = this.dirState(dirNid);
     let lo = 0;
-    let hi = this.blockCount(r) - 1;
+    let hi = st.checked.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const blk = this.parseBlock(r, mid);
-      if (Buffer.compare(name, blk.names[0]) < 0) hi = mid - 1;
-      else if (Buffer.compare(name, blk.names[blk.names.length - 1]) > 0) lo = mid + 1;
-      else return this.findInBlock(blk, name);
+      const b = this.dirBlock(r, st, mid);
+      const count = b.readUInt16LE(8) / DIRENT_SIZE;
+      const firstOff = b.readUInt16LE(8);
+      if (name.compare(b, firstOff, nameEnd(b, 0, count, firstOff, count > 1 ? b.readUInt16LE(DIRENT_SIZE + 8) : b.length)) < 0) {
+        hi = mid - 1;
+        continue;
+      }
+      const lastOff = b.readUInt16LE((count - 1) * DIRENT_SIZE + 8);
+      if (name.compare(b, lastOff, nameEnd(b, count - 1, count, lastOff, b.length)) > 0) {
+        lo = mid + 1;
+        continue;
+      }
+      let l = 0;
+      let h = count - 1;
+      while (l <= h) {
+        const m = (l + h) >>> 1;
+        const d = m * DIRENT_SIZE;
+        const off = b.readUInt16LE(d + 8);
+        const c = name.compare(b, off, nameEnd(b, m, count, off, m + 1 < count ? b.readUInt16LE(d + DIRENT_SIZE + 8) : b.length));
+        if (c === 0) return b.readUInt32LE(d) + b.readUInt32LE(d + 4) * 2 ** 32;
+        if (c > 0) l = m + 1;
+        else h = m - 1;
+      }
+      return -1;
     }
     return -1;
   }
 
   lookup(dirNid: number, name: Buffer): Inode | undefined {
-    if (V6Bootstrap.isDot(name) || V6Bootstrap.isDotDot(name)) return undefined;
+    if (dotsOf(name, 0, name.length) !== 0) return undefined;
     const nid = this.findNid(dirNid, name);
     return nid < 0 ? undefined : this.getInode(nid);
   }
@@ -512,6 +587,10 @@ export class V6Bootstrap implements Bootstrap {
   }
 
   /** true when the bootstrap carries its chunk table (optional at runtime) */
+  prepare(): void {
+    this.chunkIndex();
+  }
+
   hasChunkTable(): boolean {
     return this.chunkTableSize > 0 && this.chunkTableOffset < this.buf.length;
   }

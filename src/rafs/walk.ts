@@ -1,6 +1,6 @@
 // Iterative depth-first walk of a whole tree in sorted order. Every directory is entered at most once, so a
 // corrupt image whose entries point back at an ancestor (or share a subtree) cannot loop or explode.
-import { RafsError, type Bootstrap, type Inode } from './types.js';
+import { RafsError, type Bootstrap, type Inode } from '../image-model.js';
 import { S_IFDIR } from './common.js';
 
 export type WalkCallback = (path: Buffer, inode: Inode, parentIno: number) => void;

@@ -59,7 +59,7 @@ export class FuseDaemon {
   private stopping: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   readonly startTime = Date.now() / 1000;
-  /** the one state of this daemon (spec 1.10), read by the CLI, metrics and the API */
+  /** the one state of this daemon (nydusd-runtime.md 1.10), read by the CLI, metrics and the API */
   readonly state = new DaemonStateMachine();
   /** final backend read failures, for GET /api/v1/daemon/events */
   readonly events = new ErrorEvents();
@@ -122,7 +122,7 @@ export class FuseDaemon {
       // faster than with a 1 MiB window, whose requests waited for their chunk one by one (BENCHMARKS.md, run H)
       readAheadKb: 4096,
       // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
-      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always')
+      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run O)
       readdirplus: 'always',
       // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
       // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
@@ -137,9 +137,20 @@ export class FuseDaemon {
       }
     });
     this.mounted = { mountpoint: '/', mountedAtNs: nowNs(), bootstrapPath: a.bootstrap, instance: this.instance };
-    // spec 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
+    // nydusd-runtime.md 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
+    // nydusd-runtime.md 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
+    // the first read of a huge layer finds them ready (issue 8: they were most of its cost)
+    const instance = this.instance;
+    setImmediate(() => {
+      try {
+        instance.bootstrap.prepare?.();
+      } catch (err) {
+        this.log.debug(`preparing the bootstrap's indexes: ${(err as Error).message} (left to the reads that need them)`);
+      }
+      void instance.device.openAll();
+    });
     this.log.info(`mounted at ${mountpoint}, state ${this.state.state}`);
   }
 
@@ -205,7 +216,7 @@ export class FuseDaemon {
       // that no dead mount is left behind
       await this.starting?.catch(() => undefined);
       try {
-        // spec 1.10: RUNNING stops its workers (READY), READY and INIT stop (STOPPED), unmounting whatever is mounted
+        // nydusd-runtime.md 1.10: RUNNING stops its workers (READY), READY and INIT stop (STOPPED), unmounting whatever is mounted
         if (this.state.state === 'RUNNING') await this.state.fire('Stop');
         if (this.state.state !== 'STOPPED') await this.state.fire('Stop', () => this.unmount());
       } finally {

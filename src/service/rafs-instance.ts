@@ -3,8 +3,9 @@
 import path from 'node:path';
 import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
-import type { Bootstrap } from '../rafs/types.js';
-import type { BlobBackend, StorageLog } from '../storage/backend.js';
+import type { Bootstrap } from '../image-model.js';
+import type { Log } from '../log.js';
+import type { BlobBackend } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
 import type { ConfigV2 } from '../config/model.js';
@@ -40,7 +41,7 @@ export function createRafsInstance(
   bootstrapPath: string,
   config: ConfigV2,
   startTime: number,
-  log?: StorageLog,
+  log?: Log,
   onReadError?: (message: string) => void,
 ): RafsInstance {
   const rafs = config.rafs;

@@ -4,7 +4,7 @@
 //
 // States are the ones the reference reports: INIT, READY, RUNNING, STOPPED. (Its OpenAPI document also lists
 // UPGRADING and INTERRUPTED; the spec notes that the daemon never reports them, and no client knows them.) Unlike
-// the reference, a failed action leaves the state where it was, so what is reported is what is true (spec 1.10 quirk).
+// the reference, a failed action leaves the state where it was, so what is reported is what is true (nydusd-runtime.md 1.10 quirk).
 
 export type DaemonState = 'INIT' | 'READY' | 'RUNNING' | 'STOPPED';
 export type DaemonEvent = 'Mount' | 'Takeover' | 'Start' | 'Stop' | 'Exit';
@@ -16,7 +16,7 @@ const TRANSITIONS: Record<DaemonState, Partial<Record<DaemonEvent, DaemonState>>
   STOPPED: {},
 };
 
-/** An event the current state does not accept: the API answers it with 400 (spec 3.3). */
+/** An event the current state does not accept: the API answers it with 400 (nydusd-runtime.md 3.3). */
 export class UnexpectedEventError extends Error {
   constructor(
     readonly event: DaemonEvent,

@@ -1,5 +1,6 @@
 // A blob backend reads exact byte ranges of data blobs by blob id. Everything above it (cache,
 // prefetch, filesystem) is backend-agnostic; backends only move bytes.
+import type { Log } from '../log.js';
 
 export interface BlobBackend {
   /** a short name for logs and metrics: 'localfs', 'registry', ... */
@@ -66,8 +67,6 @@ export interface BackendStats {
   errors: number;
 }
 
-/** Where the storage layer reports what an operator may want to see (the daemon's logger). */
-export type StorageLog = (level: 'debug' | 'info' | 'warn', message: string) => void;
 
 /**
  * Wraps a backend to count every read that reaches it, whoever issues it (cache, meta, prefetch), and
@@ -81,7 +80,7 @@ export class MeteredBackend implements BlobBackend {
 
   constructor(
     private readonly inner: BlobBackend,
-    private readonly log?: StorageLog,
+    private readonly log?: Log,
   ) {}
 
   get kind(): string {

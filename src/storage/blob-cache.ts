@@ -13,13 +13,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { decompressAsync } from '../compress.js';
+import { decompress, decompressAsync } from '../compress.js';
 import { crc32c, digest } from '../digest.js';
 import { native, nativeLoadError } from '../native/index.js';
-import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
-import { BackendError, readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../image-model.js';
+import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
+import type { Log } from '../log.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
@@ -71,13 +72,19 @@ const MAX_FETCH_CHUNKS = 1024;
  * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
  */
 const SMALL_CHUNK = 64 * 1024;
+/**
+ * Chunks up to this size decode on the main thread: handing one to the libuv pool costs the main thread ~20 us (work
+ * item, promise, completion), a synchronous decode of a few KiB less, and a fetch of 1024 tiny chunks queued them all
+ * before the first one's reader got its reply (issue 8; BENCHMARKS.md, "Run N: the first read").
+ */
+const INLINE_DECODE = 4096;
 /** After a cache write failed (ENOSPC, EIO), no chunk is written for this long; then one write tries again. */
 const WRITE_RETRY_MS = 10_000;
 /** Damaged cached chunks named one by one in the log per blob; further ones are only counted. */
 const DAMAGE_REPORTS = 8;
 
 /** Opens the blob's chunk map; one that cannot be used (wrong size, foreign header) is replaced by an empty one. */
-function openOrReset(file: string, chunkCount: number, stale: boolean, log?: StorageLog): ChunkMap {
+function openOrReset(file: string, chunkCount: number, stale: boolean, log?: Log): ChunkMap {
   if (stale) fs.rmSync(file, { force: true });
   try {
     return ChunkMap.open(file, chunkCount);
@@ -89,17 +96,25 @@ function openOrReset(file: string, chunkCount: number, stale: boolean, log?: Sto
   }
 }
 
-export interface BlobCacheOptions {
-  workDir: string;
+/**
+ * How one reader wants its chunks fetched and checked: these come with each read, because a blob cache is shared by
+ * every mounted image that has the blob (storage/share.ts), each with its own backend and configuration.
+ */
+export interface FetchOptions {
   backend: BlobBackend;
   /** rafs.batch_size / amplify_io: how far a fetch may be extended with neighbouring chunks */
   amplifyIo: number;
   /** verify chunk digests of fetched data (rafs.validate / digest_validate) */
   validateFetch: boolean;
-  /** verify chunk digests when reading from the cache (cache.validate) */
+  /** verify chunk digests of fetched data and when reading from the cache (cache.validate) */
   validateCache: boolean;
   /** backend read timeout in seconds (0 = none) */
   timeoutSec: number;
+}
+
+/** What belongs to the cache files of a blob, the same for every image that reads it. */
+export interface BlobCacheOptions {
+  workDir: string;
   /** the image's digester, for chunk digests */
   digester: Digester;
   /** recycled memory for decoded chunks (chunk-arena.ts); without it every chunk is a new Buffer */
@@ -111,7 +126,7 @@ export interface BlobCacheOptions {
    * instead of three or more times as many; every cache hit pays a decode.
    */
   compressed?: boolean;
-  log?: StorageLog;
+  log?: Log;
 }
 
 /** One piece of one chunk a reader wants: bytes [start, end) of the uncompressed chunk. */
@@ -293,7 +308,7 @@ export class BlobCache {
    * next (the rest of a v5 file); not-ready ones may be fetched in the same backend read. Views of recycled
    * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
-  async read(slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
+  async read(f: FetchOptions, slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
@@ -302,14 +317,14 @@ export class BlobCache {
       seen.add(i);
       missing.push(s.chunk);
     }
-    if (missing.length > 0) this.startFetch(missing, along);
-    return Promise.all(slices.map((s) => this.readSlice(s, lease)));
+    if (missing.length > 0) this.startFetch(f, missing, along);
+    return Promise.all(slices.map((s) => this.readSlice(f, s, lease)));
   }
 
   /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
-  prefetch(chunks: ChunkInfo[]): void {
+  prefetch(f: FetchOptions, chunks: ChunkInfo[]): void {
     const missing = chunks.filter((c) => !this.available(this.key(c)));
-    if (missing.length > 0) this.startFetch(missing, []);
+    if (missing.length > 0) this.startFetch(f, missing, []);
   }
 
   /**
@@ -326,7 +341,7 @@ export class BlobCache {
     return this.map !== undefined && index < this.map.chunkCount && this.map.refresh(index);
   }
 
-  private async readSlice(s: ChunkSlice, lease: ChunkLease | undefined): Promise<Buffer> {
+  private async readSlice(f: FetchOptions, s: ChunkSlice, lease: ChunkLease | undefined): Promise<Buffer> {
     const { chunk, start, end } = s;
     const key = this.key(chunk);
     const pending = this.inflight.get(key);
@@ -340,13 +355,13 @@ export class BlobCache {
     }
     if (this.raw) {
       if (!this.isReady(key)) throw this.unavailable(chunk);
-      return this.keep(lease, (await this.loadRaw(chunk)).subarray(start, end));
+      return this.keep(lease, (await this.loadRaw(f, chunk)).subarray(start, end));
     }
     // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
     if (!this.isReady(key)) throw this.unavailable(chunk);
     let why: string | undefined;
     try {
-      if (this.opts.validateCache) {
+      if (f.validateCache) {
         const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
         why = this.mismatch(chunk, whole);
         if (why === undefined) {
@@ -362,11 +377,11 @@ export class BlobCache {
       // cut short or unreadable under us: the backend still has the chunk
       why = (err as Error).message;
     }
-    return this.keep(lease, (await this.repair(chunk, why)).subarray(start, end));
+    return this.keep(lease, (await this.repair(f, chunk, why)).subarray(start, end));
   }
 
   /** A ready chunk whose cached bytes proved unusable: fetched again (never served from the cache) and rewritten. */
-  private repair(chunk: ChunkInfo, why: string, load?: Promise<Buffer>): Promise<Buffer> {
+  private repair(f: FetchOptions, chunk: ChunkInfo, why: string, load?: Promise<Buffer>): Promise<Buffer> {
     const key = this.key(chunk);
     this.stats.cacheRepairs++;
     if (this.stats.cacheRepairs <= DAMAGE_REPORTS) {
@@ -376,7 +391,7 @@ export class BlobCache {
     this.damaged.add(key);
     // `load` is the raw-mode decode that found the damage, in flight under the chunk's key itself
     const pending = this.inflight.get(key);
-    if (!pending || pending === load) this.fetchGroup([chunk]);
+    if (!pending || pending === load) this.fetchGroup(f, [chunk]);
     return this.inflight.get(key)!;
   }
 
@@ -389,7 +404,7 @@ export class BlobCache {
    * want it meanwhile (it is in flight like a fetch, and kept among the recent chunks after). A chunk that does
    * not decode, or fails cache.validate, is fetched again and never served.
    */
-  private loadRaw(chunk: ChunkInfo): Promise<Buffer> {
+  private loadRaw(f: FetchOptions, chunk: ChunkInfo): Promise<Buffer> {
     const key = this.key(chunk);
     // this load is in flight under the chunk's key; a repair must replace it rather than wait for it
     const self: { load?: Promise<Buffer> } = {};
@@ -398,13 +413,13 @@ export class BlobCache {
       try {
         const stored = await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize);
         plain = await this.decode(chunk, stored);
-        const bad = this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        const bad = f.validateCache ? this.mismatch(chunk, plain) : undefined;
         if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
         this.stats.cacheHits++;
         return plain;
       } catch (err) {
         if (plain) this.opts.arena?.release(plain);
-        const fetched = await this.repair(chunk, (err as Error).message, self.load);
+        const fetched = await this.repair(f, chunk, (err as Error).message, self.load);
         // the fetch lets go of its memory once the chunk is written; this load hands it on with a hold of its own
         this.opts.arena?.hold(fetched);
         return fetched;
@@ -447,8 +462,8 @@ export class BlobCache {
    * Plans merged fetches for `missing` and registers one in-flight promise per chunk. Linear in the chunks planned:
    * each is looked at once, and a fetch holds at most amplify_io bytes and MAX_FETCH_CHUNKS chunks.
    */
-  private startFetch(missing: ChunkInfo[], along: ChunkInfo[]): void {
-    const limit = Math.max(this.opts.amplifyIo, MIN_AMPLIFY);
+  private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[]): void {
+    const limit = Math.max(f.amplifyIo, MIN_AMPLIFY);
     const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
     // the caller's following chunks, by where they start in the blob (that is what "adjacent" means)
     const extra = new Map<number, ChunkInfo>();
@@ -458,8 +473,9 @@ export class BlobCache {
     let keys = new Set<number>();
     const flush = () => {
       if (group.length === 0) return;
+      const asked = group.length;
       this.extend(group, keys, limit, extra);
-      this.fetchGroup(group);
+      this.fetchGroup(f, group, asked);
       group = [];
       keys = new Set();
     };
@@ -502,31 +518,38 @@ export class BlobCache {
     }
   }
 
-  private fetchGroup(group: ChunkInfo[]): void {
+  /**
+   * Fetches a contiguous group in one backend read. The first `asked` chunks are what readers wait for; the rest
+   * (the group's extension) are decoded, remembered and written only after the next turn of the event loop, so that
+   * the readers' replies go out first: with 1024 tiny chunks in a group, each step of a reader's reply otherwise
+   * queued behind every chunk's decode and cache write (the first read of a tiny file waited ~75 ms, issue 8).
+   */
+  private fetchGroup(f: FetchOptions, group: ChunkInfo[], asked = group.length): void {
     const start = group[0]!.compressedOffset;
     const last = group[group.length - 1]!;
     const length = last.compressedOffset + last.compressedSize - start;
     const raw = (async () => {
       this.stats.backendReads++;
       this.stats.backendBytes += length;
-      const data = await readWithTimeout(this.opts.backend, this.blob.blobId, start, length, this.opts.timeoutSec);
+      const data = await readWithTimeout(f.backend, this.blob.blobId, start, length, f.timeoutSec);
       // a backend that answers with other than what was asked for is not believed (its bytes would land at wrong offsets)
       if (data.length !== length) {
-        throw new BackendError(`${this.opts.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
+        throw new BackendError(`${f.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
       }
       return data;
     })();
-    const decoded = group.map((chunk) => {
+    const later = asked < group.length ? raw.then((data) => new Promise<Buffer>((resolve) => setImmediate(() => resolve(data)))) : raw;
+    const decoded = group.map((chunk, k) => {
       let stored: Buffer | undefined;
-      const p = raw.then(async (data) => {
+      const p = (k < asked ? raw : later).then(async (data) => {
         stored = data.subarray(chunk.compressedOffset - start, chunk.compressedOffset - start + chunk.compressedSize);
         const plain = await this.decode(chunk, stored);
         // cache.validate covers what comes from the backend too: no byte reaches a reader or the cache unchecked
-        const bad = this.opts.validateFetch || this.opts.validateCache ? this.mismatch(chunk, plain) : undefined;
+        const bad = f.validateFetch || f.validateCache ? this.mismatch(chunk, plain) : undefined;
         if (bad !== undefined) {
           this.opts.arena?.release(plain);
           const where = `blob ${this.blob.blobId} chunk ${chunk.index} (compressed [${chunk.compressedOffset}, +${chunk.compressedSize}))`;
-          this.opts.log?.('warn', `${where} from backend ${this.opts.backend.kind} fails validation: ${bad}; not served, not cached`);
+          this.opts.log?.('warn', `${where} from backend ${f.backend.kind} fails validation: ${bad}; not served, not cached`);
           throw new BackendError(`${where}: digest mismatch (${bad})`, this.blob.blobId);
         }
         return plain;
@@ -580,7 +603,7 @@ export class BlobCache {
     this.writeFailure = undefined;
   }
 
-  /** Decodes on the libuv pool: the chunks of a group and of readahead decode in parallel, on the other core. */
+  /** Decodes on the libuv pool (small chunks inline): the chunks of a group and of readahead decode in parallel, on the other core. */
   private async decode(chunk: ChunkInfo, stored: Buffer): Promise<Buffer> {
     const compressed = (chunk.flags & ChunkFlag.COMPRESSED) !== 0;
     if (!compressed) {
@@ -596,6 +619,7 @@ export class BlobCache {
     }
     const out = this.chunkBuffer(chunk.uncompressedSize);
     try {
+      if (chunk.uncompressedSize <= INLINE_DECODE) return decompress(this.blob.compressor, stored, chunk.uncompressedSize, out);
       return await decompressAsync(this.blob.compressor, stored, chunk.uncompressedSize, out);
     } catch (err) {
       this.opts.arena?.release(out);

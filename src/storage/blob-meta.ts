@@ -3,41 +3,45 @@
 // header), and fetched from the blob's tail when that file is missing or does not match the bootstrap.
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiEntry } from '../blob/meta.js';
+import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTable } from '../blob/meta.js';
 import { parseBlobMetaFile } from '../blob/meta-file.js';
 import { decompress } from '../compress.js';
-import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../rafs/types.js';
-import { readWithTimeout, type BlobBackend, type StorageLog } from './backend.js';
+import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../image-model.js';
+import { readWithTimeout, type BlobBackend } from './backend.js';
 import { readInputFile } from '../input-file.js';
+import type { Log } from '../log.js';
 
 const EMPTY = Buffer.alloc(0);
 
 export class BlobMeta {
   private constructor(
     readonly blob: BlobInfo,
-    readonly entries: CiEntry[],
+    /** read in place: a chunk's record is decoded when a read asks for it (no object per chunk) */
+    private readonly table: CiTable,
     readonly path: string,
   ) {}
 
   get count(): number {
-    return this.entries.length;
+    return this.table.count;
   }
 
   /** The chunk with CI index `index`, as a ChunkInfo (digest unknown here: empty). */
   chunk(index: number): ChunkInfo | undefined {
-    const e = this.entries[index];
-    if (!e) return undefined;
+    const t = this.table;
+    if (!Number.isInteger(index) || index < 0 || index >= t.count) return undefined;
+    const flags = t.flags(index);
+    const crc = (flags & CiFlag.HAS_CRC32) !== 0;
     return {
       digest: EMPTY,
       blobIndex: this.blob.index,
       index,
-      flags: (e.compressed ? ChunkFlag.COMPRESSED : 0) | (e.flags & CiFlag.HAS_CRC32 ? ChunkFlag.HAS_CRC32 : 0),
-      compressedOffset: e.compressedOffset,
-      compressedSize: e.compressedSize,
-      uncompressedOffset: e.uncompressedOffset,
-      uncompressedSize: e.uncompressedSize,
+      flags: (flags & CiFlag.COMPRESSED ? ChunkFlag.COMPRESSED : 0) | (crc ? ChunkFlag.HAS_CRC32 : 0),
+      compressedOffset: t.compressedOffset(index),
+      compressedSize: t.compressedSize(index),
+      uncompressedOffset: t.uncompressedOffset(index),
+      uncompressedSize: t.uncompressedSize(index),
       fileOffset: 0,
-      crc32: e.flags & CiFlag.HAS_CRC32 ? Number(e.data & 0xffff_ffffn) : 0,
+      crc32: crc ? t.dataLow(index) : 0,
     };
   }
 
@@ -45,7 +49,7 @@ export class BlobMeta {
    * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
    * otherwise from the backend (then written to work_dir atomically for the next start).
    */
-  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: StorageLog): Promise<BlobMeta> {
+  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: Log): Promise<BlobMeta> {
     const file = path.join(workDir, `${blob.blobId}.blob.meta`);
     const cached = readIfValid(file, blob);
     if (cached) return new BlobMeta(blob, cached, file);
@@ -56,13 +60,12 @@ export class BlobMeta {
     const raw = await readWithTimeout(backend, blob.blobId, blob.ciOffset, blob.ciCompressedSize + META_HEADER_SIZE, timeoutSec);
     const header = parseMetaHeader(raw.subarray(blob.ciCompressedSize));
     mustMatch(blob, header, `blob ${blob.blobId}: meta header`);
-    const stored = raw.subarray(0, blob.ciCompressedSize);
-    const ci = blob.ciCompressedSize === blob.ciUncompressedSize
-      ? stored
-      : decompress(blob.ciCompressor, stored, blob.ciUncompressedSize);
+    // the file's layout: the uncompressed table zero-padded to 4K, then the header; decoded straight into place
     const padded = Math.ceil(blob.ciUncompressedSize / 4096) * 4096;
     const out = Buffer.alloc(padded + META_HEADER_SIZE);
-    ci.copy(out, 0);
+    const stored = raw.subarray(0, blob.ciCompressedSize);
+    if (blob.ciCompressedSize === blob.ciUncompressedSize) stored.copy(out, 0);
+    else decompress(blob.ciCompressor, stored, blob.ciUncompressedSize, out);
     encodeMetaHeader(header).copy(out, padded);
     const parsed = parseBlobMetaFile(out);
     const tmp = `${file}.tmp-${process.pid}`;
@@ -79,7 +82,7 @@ export class BlobMeta {
       }
       log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
     }
-    return new BlobMeta(blob, parsed.entries, file);
+    return new BlobMeta(blob, parsed.table, file);
   }
 }
 
@@ -98,7 +101,7 @@ function mustMatch(
 }
 
 /** A cached `.blob.meta` is used only when it parses and agrees with the bootstrap; anything else is refetched. */
-function readIfValid(file: string, blob: BlobInfo): CiEntry[] | undefined {
+function readIfValid(file: string, blob: BlobInfo): CiTable | undefined {
   let buf: Buffer;
   try {
     // a FIFO or device planted in work_dir is refused, not read (it would block or never end); a valid file
@@ -110,7 +113,7 @@ function readIfValid(file: string, blob: BlobInfo): CiEntry[] | undefined {
   try {
     const parsed = parseBlobMetaFile(buf);
     mustMatch(blob, parsed.header, 'cached blob meta');
-    return parsed.entries;
+    return parsed.table;
   } catch {
     return undefined;
   }

@@ -1,38 +1,43 @@
-// The blobs of one mounted image: a backend, one persistent cache per blob and, for v6, each blob's CI
-// table. The filesystem hands it chunk slices; it answers with bytes. Blobs are opened on first use, so a
-// missing blob only fails the reads that need it, never the mount.
+// The blobs of one mounted image: its backend, and the shared cache (with v6's CI table) of each blob it reads
+// (share.ts: a blob common to several images is cached once). The filesystem hands it chunk slices; it answers with
+// bytes. Blobs are opened on first use, so a missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
-import type { BlobInfo, ChunkInfo } from '../rafs/types.js';
-import { BackendError, MeteredBackend } from './backend.js';
-import { BlobCache, emptyCacheStats, type BlobCacheOptions, type BlobCacheStats, type ChunkSlice } from './blob-cache.js';
-import { ChunkArena, type ChunkLease } from './chunk-arena.js';
-import { BlobMeta } from './blob-meta.js';
+import type { BlobInfo, ChunkInfo, Digester } from '../image-model.js';
+import { BackendError, MeteredBackend, type BlobBackend } from './backend.js';
+import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './blob-cache.js';
+import type { BlobMeta } from './blob-meta.js';
+import type { ChunkArena, ChunkLease } from './chunk-arena.js';
+import { processStorage, type SharedBlob, type StorageShare } from './share.js';
+import type { Log } from '../log.js';
 
-/**
- * Recycled memory for decoded chunks, shared by the blobs of a mount: the `recent` lists (16 MiB per blob), the
- * chunks waiting for their cache write and those being replied fit; beyond it chunks get memory of their own.
- */
-const ARENA_BYTES = 64 * 1024 * 1024;
 /** What a blob id may look like: a file name in work_dir (digests are hex; no separators, no leading dot). */
 const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
-/** Chunk size assumed for blobs that do not declare one (old RAFS v5). */
-const DEFAULT_CHUNK = 1024 * 1024;
 
-export interface BlobDeviceOptions extends BlobCacheOptions {
+export interface BlobDeviceOptions extends Omit<FetchOptions, 'backend'> {
+  backend: BlobBackend;
+  workDir: string;
   /** RAFS v6 looks chunks up in each blob's CI table; v5 records are complete in the bootstrap */
   useBlobMeta: boolean;
-}
-
-interface OpenBlob {
-  cache: BlobCache;
-  meta?: BlobMeta;
+  /** the image's digester, for chunk digests */
+  digester: Digester;
+  /** cache.compressed: keep chunks as the blob stores them */
+  compressed?: boolean;
+  /** bytes of freshly decoded chunks kept in memory per blob (tests) */
+  recentBytes?: number;
+  /** the chunk memory of this image's blobs instead of the share's arena (tests) */
+  arena?: ChunkArena;
+  /** where blob caches are shared (default: the process's) */
+  share?: StorageShare;
+  log?: Log;
 }
 
 export class BlobDevice {
-  private readonly opened = new Map<number, Promise<OpenBlob>>();
+  private readonly opened = new Map<number, Promise<SharedBlob>>();
   readonly backend: MeteredBackend;
   private readonly opts: BlobDeviceOptions;
-  private readonly arena: ChunkArena;
+  private readonly share: StorageShare;
+  /** how this image's reads fetch and check chunks */
+  private readonly fetch: FetchOptions;
 
   constructor(
     readonly blobs: BlobInfo[],
@@ -40,30 +45,45 @@ export class BlobDevice {
   ) {
     fs.mkdirSync(opts.workDir, { recursive: true });
     this.backend = new MeteredBackend(opts.backend, opts.log);
-    const maxChunk = Math.max(DEFAULT_CHUNK, ...blobs.map((b) => b.chunkSize));
-    this.arena = opts.arena ?? new ChunkArena(maxChunk, ARENA_BYTES);
-    this.opts = { ...opts, backend: this.backend, arena: this.arena };
+    this.share = opts.share ?? processStorage;
+    this.opts = opts;
+    this.fetch = {
+      backend: this.backend, amplifyIo: opts.amplifyIo, validateFetch: opts.validateFetch, validateCache: opts.validateCache, timeoutSec: opts.timeoutSec,
+    };
   }
 
-  private open(blobIndex: number): Promise<OpenBlob> {
+  private get arena(): ChunkArena {
+    return this.opts.arena ?? this.share.arena;
+  }
+
+  private open(blobIndex: number): Promise<SharedBlob> {
     let p = this.opened.get(blobIndex);
     if (!p) {
-      p = (async () => {
-        const blob = this.blobs[blobIndex];
-        if (!blob) throw new BackendError(`chunk refers to blob index ${blobIndex}, but the image has ${this.blobs.length} blobs`, '');
-        // cache files are named after the blob id: one that is not a plain file name (`../x`) must not choose where they go
-        if (!BLOB_ID.test(blob.blobId)) throw new BackendError(`blob ${blobIndex} has id ${JSON.stringify(blob.blobId)}, which cannot name a cache file`, blob.blobId);
-        const meta = this.opts.useBlobMeta
-          ? await BlobMeta.open(blob, this.opts.workDir, this.opts.backend, this.opts.timeoutSec, this.opts.log)
-          : undefined;
-        const cache = new BlobCache(blob, this.opts, meta ? (i) => meta.chunk(i) : undefined);
-        return { cache, meta };
-      })();
+      const blob = this.blobs[blobIndex];
+      if (!blob) return Promise.reject(new BackendError(`chunk refers to blob index ${blobIndex}, but the image has ${this.blobs.length} blobs`, ''));
+      // cache files are named after the blob id: one that is not a plain file name (`../x`) must not choose where they go
+      if (!BLOB_ID.test(blob.blobId)) {
+        return Promise.reject(new BackendError(`blob ${blobIndex} has id ${JSON.stringify(blob.blobId)}, which cannot name a cache file`, blob.blobId));
+      }
+      const o = this.opts;
+      p = this.share.acquire(blob, {
+        workDir: o.workDir, digester: o.digester, compressed: o.compressed, recentBytes: o.recentBytes, arena: o.arena, log: o.log,
+        useBlobMeta: o.useBlobMeta, backend: this.backend, timeoutSec: o.timeoutSec,
+      });
       // a failure (missing blob, dead backend) is retried by the next read rather than remembered
       p.catch(() => this.opened.delete(blobIndex));
       this.opened.set(blobIndex, p);
     }
     return p;
+  }
+
+  /**
+   * Opens every blob's cache (v6: its CI table, fetched when work_dir has none) ahead of the first read, as the
+   * reference fetches blob metas in the background at mount (nydusd-runtime.md 1.9, 6.1). A blob that fails is left to the reads
+   * that need it, which try again.
+   */
+  async openAll(): Promise<void> {
+    await Promise.all(this.blobs.map((_, i) => this.open(i).catch(() => undefined)));
   }
 
   /** Holds for one read's views of recycled chunk memory; release it once the bytes are no longer needed. */
@@ -91,7 +111,7 @@ export class BlobDevice {
         const resolve = (c: ChunkInfo) => this.resolve(cache, meta, c);
         const mine = idx.map((i) => ({ ...slices[i]!, chunk: resolve(slices[i]!.chunk) }));
         const extra = along.filter((c) => c.blobIndex === blobIndex).map(resolve);
-        const data = await cache.read(mine, extra, lease);
+        const data = await cache.read(this.fetch, mine, extra, lease);
         idx.forEach((i, k) => (out[i] = data[k]!));
       }),
     );
@@ -119,7 +139,7 @@ export class BlobDevice {
     }
     for (const [blobIndex, list] of byBlob) {
       this.open(blobIndex)
-        .then(({ cache, meta }) => cache.prefetch(list.map((c) => this.resolve(cache, meta, c))))
+        .then(({ cache, meta }) => cache.prefetch(this.fetch, list.map((c) => this.resolve(cache, meta, c))))
         .catch(() => undefined);
     }
   }
@@ -145,17 +165,11 @@ export class BlobDevice {
     return total;
   }
 
-  /** Closes every blob cache. A blob still opening (its CI table fetch hangs) is closed if it ever opens. */
+  /** Lets go of every blob this image opened (the share closes a cache with its last image), then the backend. */
   async close(): Promise<void> {
-    const pending = [...this.opened.values()];
+    const opened = [...this.opened.keys()];
     this.opened.clear();
-    await Promise.all(
-      pending.map(async (p) => {
-        const b = await Promise.race([p.catch(() => undefined), new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
-        if (b === 'pending') void p.then((late) => late.cache.close(), () => undefined);
-        else await b?.cache.close();
-      }),
-    );
-    await this.opts.backend.close();
+    await Promise.all(opened.map((i) => this.share.release(this.blobs[i]!, this.opts.workDir)));
+    await this.backend.close();
   }
 }

@@ -6,8 +6,8 @@ import { openInputFile, type InputFileError, type OpenedInput } from '../input-f
 import path from 'node:path';
 import { decompress } from '../compress.js';
 import { digest } from '../digest.js';
-import { parseCiTable, type CiEntry } from '../blob/meta.js';
-import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type Bootstrap, type ChunkInfo } from '../rafs/types.js';
+import { CiTable, type CiEntry } from '../blob/meta.js';
+import { BlobFeature, ChunkFlag, Compressor, type BlobInfo, type Bootstrap, type ChunkInfo } from '../image-model.js';
 
 export interface BlobLocation {
   /** directory holding blobs named by their id */
@@ -20,7 +20,7 @@ interface OpenBlob {
   fd: number;
   size: number;
   path: string;
-  ci?: CiEntry[];
+  ci?: CiTable;
 }
 
 export class BlobReader {
@@ -71,8 +71,14 @@ export class BlobReader {
     return b;
   }
 
-  /** The blob's CI table, for chunk records that lack sizes (v6 bootstraps without a chunk table). */
-  ciTable(blobIndex: number): CiEntry[] {
+  /** Entry `index` of the blob's CI table (undefined beyond its end), for chunk records that lack sizes and for `check`. */
+  ciEntry(blobIndex: number, index: number): CiEntry | undefined {
+    const ci = this.ciTable(blobIndex);
+    return index >= 0 && index < ci.count ? ci.entry(index) : undefined;
+  }
+
+  /** The blob's CI table, read in place (v6 bootstraps without a chunk table). */
+  private ciTable(blobIndex: number): CiTable {
     const o = this.get(blobIndex);
     if (o.ci) return o.ci;
     const blob = this.bs.blobs[blobIndex];
@@ -86,7 +92,7 @@ export class BlobReader {
       blob.ciCompressor === Compressor.None || blob.ciCompressedSize === blob.ciUncompressedSize
         ? raw
         : decompress(blob.ciCompressor, raw, blob.ciUncompressedSize);
-    o.ci = parseCiTable(plain, blob.chunkCount, v2);
+    o.ci = new CiTable(plain, blob.chunkCount, v2);
     return o.ci;
   }
 
@@ -97,7 +103,7 @@ export class BlobReader {
     let { compressedOffset, compressedSize, uncompressedSize } = c;
     let compressed = (c.flags & ChunkFlag.COMPRESSED) !== 0;
     if (compressedSize === 0 && uncompressedSize > 0) {
-      const ci = this.ciTable(c.blobIndex)[c.index];
+      const ci = this.ciEntry(c.blobIndex, c.index);
       if (!ci) throw new Error(`chunk index ${c.index} is beyond the CI table of blob ${blob.blobId}`);
       ({ compressedOffset, compressedSize, uncompressedSize, compressed } = ci);
     }

@@ -2,7 +2,7 @@
 // hardlinks as links to the first path, file contents read from the data blobs.
 import { closeSync } from 'node:fs';
 import { openOutputFile } from '../input-file.js';
-import type { Bootstrap } from '../rafs/types.js';
+import type { Bootstrap } from '../image-model.js';
 import { BlobReader, type BlobLocation } from './blob-reader.js';
 import { TarWriter } from './tar-writer.js';
 import { devMajor, devMinor } from '../builder/source-tar.js';

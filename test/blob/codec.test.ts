@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeTarHeader, parseTarHeader } from '../../src/blob/tar-header.js';
-import { encodeMetaHeader, parseMetaHeader, encodeCiV1, encodeCiV2, parseCiTable, CiFlag, type CiEntry } from '../../src/blob/meta.js';
+import { encodeMetaHeader, parseMetaHeader, encodeCiV1, encodeCiV2, parseCiTable, CiTable, CiFlag, type CiEntry } from '../../src/blob/meta.js';
 import { encodeToc, parseToc } from '../../src/blob/toc.js';
 import { readTrailer } from '../../src/blob/trailer.js';
-import { RafsError } from '../../src/rafs/types.js';
+import { RafsError } from '../../src/image-model.js';
 
 test('tar header: round trip, checksum and GNU base-256 sizes', () => {
   for (const size of [0, 1, 7802, 0o77777777777, 2 ** 40 + 3]) {
@@ -40,6 +40,15 @@ test('CI v1 and v2 round trips over the bit-field edges', () => {
     { compressedOffset: 2 ** 40 - 1, compressedSize: (1 << 24) - 1, uncompressedOffset: (2 ** 32 - 1) * 4096, uncompressedSize: 1 << 24, compressed: false, flags: CiFlag.HAS_CRC32, data: 0xdeadbeefn },
   ];
   assert.deepEqual(parseCiTable(encodeCiV2(v2), 2, true), v2);
+  // the table is read in place through 32-bit words; one at an odd address (inside a bigger buffer) reads the same
+  for (const [bytes, n, isV2, want] of [[encodeCiV1(v1), 3, false, v1], [encodeCiV2(v2), 2, true, v2]] as const) {
+    const odd = Buffer.concat([Buffer.from([0xee]), bytes]).subarray(1);
+    assert.equal(odd.byteOffset % 4, 1);
+    assert.deepEqual(parseCiTable(odd, n, isV2), want);
+    const table = new CiTable(odd, n, isV2);
+    assert.equal(table.count, n);
+    assert.equal(table.uncompressedOffset(n - 1), want[n - 1]!.uncompressedOffset);
+  }
   assert.throws(() => parseCiTable(Buffer.alloc(20), 2, false), RafsError);
   assert.throws(() => encodeCiV1([{ ...v1[0], uncompressedOffset: 100 }]), RafsError);
 });

@@ -8,7 +8,7 @@ import { openBootstrap, loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { walk } from '../../src/rafs/walk.js';
 import { decompress } from '../../src/compress.js';
 import { sha256 } from '../../src/digest.js';
-import { Compressor } from '../../src/rafs/types.js';
+import { Compressor } from '../../src/image-model.js';
 import { readFile } from '../rafs/helpers/file-data.js';
 
 const NAME = '2fa78cad554b75ac91a4a125ed148d0ddeb25efa4aaa8bd80e5dc292690a4dca';

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { texture } from '../helpers/paths.js';
-import { parseBlobMetaFile, uncompressedEnd } from '../../src/blob/meta-file.js';
-import { BlobFeature, RafsError } from '../../src/rafs/types.js';
+import { parseBlobMetaFile } from '../../src/blob/meta-file.js';
+import { BlobFeature, RafsError } from '../../src/image-model.js';
 import { CiFlag } from '../../src/blob/meta.js';
 
 const file = readFileSync(texture('zran', '233c72f2b6b698c07021c4da367cfe2dff4f049efbaa885ca0ff760ea297865a.blob.meta'));
@@ -11,12 +11,13 @@ const file = readFileSync(texture('zran', '233c72f2b6b698c07021c4da367cfe2dff4f0
 test('zran blob.meta cache file: header, 163 v2 entries, 21 contexts, totals', () => {
   const m = parseBlobMetaFile(file);
   assert.equal(m.header.features, BlobFeature.ALIGNED | BlobFeature.INLINED_FS_META | BlobFeature.CHUNK_INFO_V2 | BlobFeature.ZRAN);
-  assert.equal(m.entries.length, 0xa3);
+  assert.equal(m.table.count, 0xa3);
   assert.equal(m.zranContexts.length, 0x15);
   assert.equal(m.zranContexts.reduce((s, z) => s + z.dict.length, 0), 655360);
-  assert.equal(uncompressedEnd(m.entries), 0x16c6000);
+  assert.equal(m.table.uncompressedEnd(), 0x16c6000);
   let prev = -1;
-  for (const e of m.entries) {
+  for (let i = 0; i < m.table.count; i++) {
+    const e = m.table.entry(i);
     assert.ok(e.flags & CiFlag.ZRAN && e.compressed);
     assert.equal(e.uncompressedOffset % 4096, 0);
     assert.ok(e.uncompressedOffset > prev);

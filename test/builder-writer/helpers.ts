@@ -2,7 +2,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { decompress } from '../../src/compress.js';
-import { ChunkFlag, type Bootstrap, type ChunkInfo } from '../../src/rafs/types.js';
+import { ChunkFlag, type Bootstrap, type ChunkInfo } from '../../src/image-model.js';
 import type { TreeInode, TreeNode } from '../../src/builder/tree.js';
 
 export function inode(mode: number, extra: Partial<TreeInode> = {}): TreeInode {

@@ -1,6 +1,6 @@
 // Rebuilds the tree of fixture repeatable/sha256-nocompress-repeatable (files read from blob
 // 7334a259…) with our writers: as v6 the chunk-data region must equal the original blob byte for
-// byte (spec 7.9); as v5 every inode digest must equal the fixture's. The v6 image is also mounted by
+// byte (rafs-format.md 7.9); as v5 every inode digest must equal the fixture's. The v6 image is also mounted by
 // the kernel's EROFS driver, an independent reader, as a check of the metadata (CI runs as root; a mount
 // that fails is a failure, never a skip).
 import { test } from 'node:test';
@@ -14,7 +14,7 @@ import { defaultOptions } from '../../src/builder/context.js';
 import { treeFromBootstrap } from '../../src/builder/from-bootstrap.js';
 import type { TreeNode } from '../../src/builder/tree.js';
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
-import { Compressor, Digester, type Bootstrap } from '../../src/rafs/types.js';
+import { Compressor, Digester, type Bootstrap } from '../../src/image-model.js';
 import { texture } from '../helpers/paths.js';
 import { listing, readFileData } from './helpers.js';
 

@@ -11,7 +11,7 @@ import { build } from '../../src/builder/build.js';
 import { defaultOptions, type BuildOptions } from '../../src/builder/context.js';
 import type { TreeNode } from '../../src/builder/tree.js';
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
-import { BlobFeature, ChunkFlag, Compressor, Digester, SuperFlag, type Bootstrap } from '../../src/rafs/types.js';
+import { BlobFeature, ChunkFlag, Compressor, Digester, SuperFlag, type Bootstrap } from '../../src/image-model.js';
 import { parseMetaHeader, parseCiTable, META_HEADER_SIZE } from '../../src/blob/meta.js';
 import { readTrailer } from '../../src/blob/trailer.js';
 import { extractBootstrap } from '../../src/blob/inline.js';

@@ -118,7 +118,7 @@ test('chunks found in the dictionary are referenced, not stored again', () => {
   withOut((out) => {
     const parent = build({ root: dir('/', [file('a', 'shared chunk'), file('b', 'only parent')]), options: defaultOptions(), outputDir: out });
     const pbs = openBootstrap(parent.bootstrap);
-    const dict = new Map<string, import('../../src/rafs/types.js').ChunkInfo>();
+    const dict = new Map<string, import('../../src/image-model.js').ChunkInfo>();
     for (const ino of listing(pbs).values()) for (const c of pbs.chunks(ino)) dict.set(c.digest.toString('hex'), c);
     const child = build({ root: dir('/', [file('a2', 'shared chunk'), file('c', 'new')]), options: defaultOptions(), outputDir: out, parentBlobs: pbs.blobs, chunkDict: dict });
     const bs = openBootstrap(child.bootstrap);

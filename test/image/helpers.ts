@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
-import type { Bootstrap } from '../../src/rafs/types.js';
+import type { Bootstrap } from '../../src/image-model.js';
 import { BlobReader } from '../../src/unpack/blob-reader.js';
 import { parseGetfattr } from '../../src/builder/source-dir.js';
 
@@ -299,7 +299,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, max = 8): string[] {
 
 /**
  * The per-blob "uncompressed cache file" the kernel reads as an EROFS device: every chunk
- * decompressed at its uncompressed_offset (spec §2.11, §4.12). Returns one path per blob.
+ * decompressed at its uncompressed_offset (rafs-format.md 2.11, §4.12). Returns one path per blob.
  */
 export function writeCacheFiles(bs: Bootstrap, blobDir: string, outDir: string): string[] {
   const reader = new BlobReader(bs, { blobDir });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 import { compress, compressorName, decompress, decompressAsync, parseCompressor } from '../../src/compress.js';
-import { Compressor } from '../../src/rafs/types.js';
+import { Compressor } from '../../src/image-model.js';
 import { noise, SIZES, text } from './data.js';
 
 const ALL = [Compressor.None, Compressor.Lz4Block, Compressor.Zstd, Compressor.Gzip];

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 
 import { crc32c, digest, digesterName, parseDigester, sha256 } from '../../src/digest.js';
 import { native } from '../../src/native/index.js';
-import { Digester } from '../../src/rafs/types.js';
+import { Digester } from '../../src/image-model.js';
 import { noise, SIZES, text } from './data.js';
 
 describe('blake3', () => {

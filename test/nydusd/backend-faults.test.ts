@@ -16,7 +16,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync }
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decompress } from '../../src/compress.js';
-import { ChunkFlag, type ChunkInfo } from '../../src/rafs/types.js';
+import { ChunkFlag, type ChunkInfo } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, fileChunks, isMounted, mixedBytes, mountImage, removeDir, requireEnv, tempDir, writeConfig, type BuiltImage,

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { ChunkFlag } from '../../src/rafs/types.js';
+import { ChunkFlag } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, daemonMetrics, fileChunks, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, sleep, tempDir,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { ChunkFlag } from '../../src/rafs/types.js';
+import { ChunkFlag } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, fileChunks, daemonMetrics, isMounted, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, tempDir,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
-import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
 import { mountAt, readMounts } from '../../src/fuse/mountinfo.js';
 
 export const NYDUSD = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusd.cjs');

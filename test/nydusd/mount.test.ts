@@ -139,7 +139,7 @@ function checkAgainstKernel(mnt: string, bootstrap: string, blobDir: string, dae
 /** Compares an expected snapshot with the mount after applying what nydusd reports differently by design. */
 function compareWithDaemonRules(want: Snapshot, got: Snapshot, explicitUidGid: boolean, daemonStart: number): void {
   for (const s of [want, got]) {
-    // directory sizes are format-specific, and the root's permission bits are forced to 0755 (spec §9.2)
+    // directory sizes are format-specific, and the root's permission bits are forced to 0755 (nydusd-runtime.md 9.2)
     for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.size;
     const root = s.get('/')!;
     root.mode = (root.mode & 0o170000) | 0o755;
@@ -148,7 +148,7 @@ function compareWithDaemonRules(want: Snapshot, got: Snapshot, explicitUidGid: b
     // without explicit ids every inode belongs to the daemon's user (root here)
     for (const e of want.values()) e.uid = e.gid = 0;
   }
-  // a zero mtime is reported as the daemon's start time (spec §9.2)
+  // a zero mtime is reported as the daemon's start time (nydusd-runtime.md 9.2)
   const now = Date.now() / 1000;
   for (const [p, e] of want) {
     const g = got.get(p);

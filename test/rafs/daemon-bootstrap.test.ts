@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { texture } from '../helpers/paths.js';
 import { loadBootstrap } from '../../src/rafs/bootstrap.js';
 import { walk } from '../../src/rafs/walk.js';
-import { Compressor, RafsError } from '../../src/rafs/types.js';
+import { Compressor, RafsError } from '../../src/image-model.js';
 
 test('nydusd_daemon_test_bootstrap: superblock and blob table parse, inode access fails cleanly', () => {
   const bs = loadBootstrap(texture('bootstrap', 'nydusd_daemon_test_bootstrap'));

@@ -117,14 +117,15 @@ function checkOutcome(fn: () => void, label: string): 'ok' | 'error' {
 
 /** What a successfully parsed blob-meta file promises its users: every declared entry, each a real chunk, in order. */
 function checkMeta(m: ReturnType<typeof parseBlobMetaFile>): void {
-  assert.equal(m.entries.length, m.header.ciEntries, 'entry count');
+  assert.equal(m.table.count, m.header.ciEntries, 'entry count');
   let end = 0;
-  m.entries.forEach((e, i) => {
+  for (let i = 0; i < m.table.count; i++) {
+    const e = m.table.entry(i);
     assert.ok(e.uncompressedSize > 0 && e.uncompressedSize <= 0x100_0000, `ci entry ${i}: uncompressed size ${e.uncompressedSize}`);
     assert.ok(Number.isSafeInteger(e.compressedOffset) && Number.isSafeInteger(e.uncompressedOffset), `ci entry ${i}: offsets`);
     assert.ok(e.uncompressedOffset >= end, `ci entry ${i}: uncompressed range overlaps the previous entry`);
     end = e.uncompressedOffset + e.uncompressedSize;
-  });
+  }
 }
 
 const OLD = 'nydus-at-5be153feb0c08571e88934e9020c208d85aefeb0';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
 import { walk } from '../../src/rafs/walk.js';
-import { RafsError } from '../../src/rafs/types.js';
+import { RafsError } from '../../src/image-model.js';
 import { buildMiniV5, buildMiniV6, MINI_V6 } from './helpers/mini-images.js';
 
 test('v6 mini image: compact inodes, special files, xattrs, multi-block FLAT_PLAIN directory', () => {

@@ -6,7 +6,7 @@ import { fixture, texture } from '../helpers/paths.js';
 import { loadBootstrap, openBootstrap } from '../../src/rafs/bootstrap.js';
 import { walk } from '../../src/rafs/walk.js';
 import { digest } from '../../src/digest.js';
-import { Compressor, Digester, type Bootstrap } from '../../src/rafs/types.js';
+import { Compressor, Digester, type Bootstrap } from '../../src/image-model.js';
 import { readFile } from './helpers/file-data.js';
 import { renderResult, resultTreeFromBootstrap } from './helpers/tree-result.js';
 
@@ -22,7 +22,7 @@ const cases = [
   { file: fixture(OLD, 'tests', 'texture', 'repeatable', 'sha256-nocompress-repeatable'), blob: BLOB_PLAIN, compressor: Compressor.None, digester: Digester.Sha256, explicit: false },
 ];
 
-/** v5 inode digest rule (spec 1.6), recomputed bottom-up from chunks, targets and children. */
+/** v5 inode digest rule (rafs-format.md 1.6), recomputed bottom-up from chunks, targets and children. */
 function expectedDigest(bs: Bootstrap, ino: number): Buffer {
   const inode = bs.getInode(ino);
   const h = bs.superblock.digester;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
 import { CHUNK_RECORD_SIZE, parseChunkRecord } from '../../src/rafs/chunk-record.js';
-import type { ChunkInfo } from '../../src/rafs/types.js';
+import type { ChunkInfo } from '../../src/image-model.js';
 import { V6Bootstrap } from '../../src/rafs/v6.js';
 import { walk } from '../../src/rafs/walk.js';
 import { cleanup, nydusImageInProcess, tempDir } from '../image/helpers.js';

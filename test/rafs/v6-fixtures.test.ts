@@ -10,7 +10,7 @@ import { readTrailer, findRecord } from '../../src/blob/trailer.js';
 import { readToc, readTocEntry } from '../../src/blob/inline.js';
 import { parseMetaHeader, parseCiTable } from '../../src/blob/meta.js';
 import { makeTarHeader } from '../../src/blob/tar-header.js';
-import { BlobFeature, Compressor, Digester, RafsError } from '../../src/rafs/types.js';
+import { BlobFeature, Compressor, Digester, RafsError } from '../../src/image-model.js';
 import { readFile } from './helpers/file-data.js';
 
 const BLOB_ID = 'be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef';
@@ -97,7 +97,7 @@ test('v6 blob be7d77ee: CI table agrees with the chunk table, blob.digest and To
   const tocRec = findRecord(records, 'rafs.blob.toc')!;
   assert.ok(sha256(blob.subarray(tocRec.offset, blob.length)).equals(info.tocDigest));
   assert.equal(blob.length - tocRec.offset, info.tocSize);
-  // blob id = sha256 of every byte except the blob.digest payload (spec 4.11)
+  // blob id = sha256 of every byte except the blob.digest payload (rafs-format.md 4.11)
   const id = sha256(Buffer.concat([blob.subarray(0, dig.offset), blob.subarray(dig.offset + dig.size)])).toString('hex');
   assert.equal(id, BLOB_ID);
   assert.ok(makeTarHeader('rafs.blob.toc', 512).equals(blob.subarray(blob.length - 512)));

@@ -13,7 +13,7 @@ async function machineIn(state: DaemonState): Promise<DaemonStateMachine> {
   return m;
 }
 
-test('every (state, event) pair follows the table of spec 1.10; the rest is rejected and changes nothing', async () => {
+test('every (state, event) pair follows the table of nydusd-runtime.md 1.10; the rest is rejected and changes nothing', async () => {
   const expected: Record<DaemonState, Partial<Record<DaemonEvent, DaemonState>>> = {
     INIT: { Mount: 'READY', Takeover: 'READY', Stop: 'STOPPED' },
     READY: { Start: 'RUNNING', Stop: 'STOPPED', Exit: 'STOPPED' },

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Bootstrap, ChunkInfo } from '../../src/rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
 import { BackendError, type BlobBackend } from '../../src/storage/backend.js';
-import { BlobCache } from '../../src/storage/blob-cache.js';
+import { BlobCache, type FetchOptions } from '../../src/storage/blob-cache.js';
 import { loadImageFile } from '../image/helpers.js';
 import { prng } from '../helpers/prng.js';
 import { buildImage, checkReadyChunks, chunkSources, mixedBytes, removeDir, tempDir, type BuiltImage } from '../nydusd/helpers.js';
@@ -83,12 +83,9 @@ describe('BlobCache against a faulty in-memory backend', () => {
           const rand = prng(seed * 7919 + (validate ? 1 : 0));
           const workDir = path.join(work, `${compressor}-${validate}-${seed}`);
           const backend = new FakeBackend(blob, rand);
-          const open = () =>
-            new BlobCache(bs.blobs[0]!, {
-              // cache.validate alone (as on RAFS v6, which refuses digest_validate) must guard fetched chunks too
-              workDir, backend, amplifyIo: Math.floor(rand() * 4) * CHUNK, validateFetch: false, validateCache: validate, timeoutSec: 0,
-              digester: bs.superblock.digester, recentBytes: Math.floor(rand() * 3) * CHUNK,
-            });
+          // cache.validate alone (as on RAFS v6, which refuses digest_validate) must guard fetched chunks too
+          const f: FetchOptions = { backend, amplifyIo: Math.floor(rand() * 4) * CHUNK, validateFetch: false, validateCache: validate, timeoutSec: 0 };
+          const open = () => new BlobCache(bs.blobs[0]!, { workDir, digester: bs.superblock.digester, recentBytes: Math.floor(rand() * 3) * CHUNK });
           let cache = open();
           const faultRate = 0.2 + rand() * 0.6;
           backend.pick = () => (rand() < faultRate ? faults[Math.floor(rand() * faults.length)]! : 'ok');
@@ -102,7 +99,7 @@ describe('BlobCache against a faulty in-memory backend', () => {
                   return { chunk, start, end: start + 1 + Math.floor(rand() * (chunk.uncompressedSize - start)) };
                 });
                 try {
-                  const got = await cache.read(slices, chunks.slice(0, 4).map((c) => c.chunk));
+                  const got = await cache.read(f, slices, chunks.slice(0, 4).map((c) => c.chunk));
                   got.forEach((b, k) => {
                     const s = slices[k]!;
                     assert.ok(b.equals(picked[k]!.want.subarray(s.start, s.end)), `seed ${seed}: chunk ${s.chunk.index} [${s.start}, ${s.end}) WRONG BYTES`);
@@ -119,7 +116,7 @@ describe('BlobCache against a faulty in-memory backend', () => {
           // every chunk reads right from the same cache
           await cache.flush();
           backend.pick = () => 'ok';
-          const all = await cache.read(chunks.map(({ chunk }) => ({ chunk, start: 0, end: chunk.uncompressedSize })));
+          const all = await cache.read(f, chunks.map(({ chunk }) => ({ chunk, start: 0, end: chunk.uncompressedSize })));
           all.forEach((b, k) => assert.ok(b.equals(chunks[k]!.want), `seed ${seed}: chunk ${chunks[k]!.chunk.index} wrong once healthy`));
           await cache.flush();
           await cache.close();
@@ -128,7 +125,7 @@ describe('BlobCache against a faulty in-memory backend', () => {
           cache = open();
           const readsBefore = backend.reads;
           backend.pick = () => 'fail';
-          const again = await cache.read(chunks.map(({ chunk }) => ({ chunk, start: 0, end: chunk.uncompressedSize })));
+          const again = await cache.read(f, chunks.map(({ chunk }) => ({ chunk, start: 0, end: chunk.uncompressedSize })));
           again.forEach((b, k) => assert.ok(b.equals(chunks[k]!.want), `seed ${seed}: chunk ${chunks[k]!.chunk.index} wrong from the cache`));
           assert.equal(backend.reads, readsBefore, `seed ${seed}: a warm cache needs no backend`);
           await cache.close();
@@ -144,13 +141,12 @@ describe('BlobCache against a faulty in-memory backend', () => {
     for (const fault of ['short', 'long'] as const) {
       const backend = new FakeBackend(blob, prng(3));
       backend.pick = () => fault;
-      const cache = new BlobCache(bs.blobs[0]!, {
-        workDir: path.join(work, `length-${fault}`), backend, amplifyIo: 0, validateFetch: false, validateCache: false, timeoutSec: 0, digester: bs.superblock.digester,
-      });
+      const f: FetchOptions = { backend, amplifyIo: 0, validateFetch: false, validateCache: false, timeoutSec: 0 };
+      const cache = new BlobCache(bs.blobs[0]!, { workDir: path.join(work, `length-${fault}`), digester: bs.superblock.digester });
       const { chunk } = chunks[2]!;
-      await assert.rejects(cache.read([{ chunk, start: 0, end: chunk.uncompressedSize }]), /answered with \d+ bytes|truncated|stored size|lz4|zstd/);
+      await assert.rejects(cache.read(f, [{ chunk, start: 0, end: chunk.uncompressedSize }]), /answered with \d+ bytes|truncated|stored size|lz4|zstd/);
       backend.pick = () => 'ok';
-      const [got] = await cache.read([{ chunk, start: 0, end: chunk.uncompressedSize }]);
+      const [got] = await cache.read(f, [{ chunk, start: 0, end: chunk.uncompressedSize }]);
       assert.ok(got!.equals(chunks[2]!.want));
       await cache.close();
     }

@@ -1,7 +1,7 @@
 // `nydus-image check`: walks the whole image (every inode, xattr, link and chunk record) and, when blobs
 // are given, reads every chunk and verifies its digest. The first problem found is the error.
 import { BlobReader } from '../../unpack/blob-reader.js';
-import type { ChunkInfo } from '../../rafs/types.js';
+import type { ChunkInfo } from '../../image-model.js';
 import { one, parseArgs, required, usage, UsageError, type OptSpec } from './args.js';
 import { defaultBlobFile, loadImage, writeJson } from './common.js';
 import { io } from './io.js';
@@ -89,7 +89,7 @@ export function runCheck(argv: string[]): number {
 
 /** The bootstrap's chunk record and the blob's own CI entry must describe the same bytes. */
 function checkAgainstCi(reader: BlobReader, c: ChunkInfo): void {
-  const ci = reader.ciTable(c.blobIndex)[c.index];
+  const ci = reader.ciEntry(c.blobIndex, c.index);
   if (!ci) throw new Error(`chunk index ${c.index} is beyond the CI table of blob ${c.blobIndex}`);
   if (
     ci.compressedOffset !== c.compressedOffset ||

@@ -2,7 +2,7 @@
 import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { loadBootstrap, openBootstrap } from '../../rafs/bootstrap.js';
-import type { Bootstrap } from '../../rafs/types.js';
+import type { Bootstrap } from '../../image-model.js';
 import { openInputFile, readInputFile, readInputRange, writeOutputFile, type InputFileError } from '../../input-file.js';
 
 export function loadImage(file: string): Bootstrap {

@@ -12,7 +12,7 @@ import { parsePrefetchPatterns, resolvePrefetch } from '../../builder/prefetch.j
 import { treeFromDirectory } from '../../builder/source-dir.js';
 import { isGzipFile, treeFromTarFile } from '../../builder/source-tar.js';
 import type { TreeNode } from '../../builder/tree.js';
-import type { ChunkInfo } from '../../rafs/types.js';
+import type { ChunkInfo } from '../../image-model.js';
 import { choice, one, parseArgs, parseSize, usage, UsageError, type OptSpec } from './args.js';
 import { loadImage, writeJson } from './common.js';
 import {

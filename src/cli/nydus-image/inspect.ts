@@ -1,5 +1,5 @@
 // `nydus-image inspect` / `stat`: superblock, blob table, then the tree with inodes and chunks.
-import type { Bootstrap, ChunkInfo } from '../../rafs/types.js';
+import type { Bootstrap, ChunkInfo } from '../../image-model.js';
 import { walk } from '../../rafs/walk.js';
 import { compressorName } from '../../compress.js';
 import { digesterName } from '../../digest.js';

@@ -1,7 +1,7 @@
 // Reads whole files of a bootstrap from in-memory data blobs, checking each chunk's digest (or CRC).
 import { decompress } from '../../../src/compress.js';
 import { digest, crc32c } from '../../../src/digest.js';
-import { ChunkFlag, type Bootstrap, type ChunkInfo } from '../../../src/rafs/types.js';
+import { ChunkFlag, type Bootstrap, type ChunkInfo } from '../../../src/image-model.js';
 
 export type BlobSource = (blobIndex: number) => Buffer;
 

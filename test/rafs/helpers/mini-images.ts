@@ -1,12 +1,12 @@
 // Hand-assembled tiny bootstraps for what no fixture has: v6 xattrs, compact inodes, special files,
-// multi-block FLAT_PLAIN directories; v5 xattrs and HAS_HOLE. Byte layouts follow spec 2 and 3 directly.
+// multi-block FLAT_PLAIN directories; v5 xattrs and HAS_HOLE. Byte layouts follow rafs-format.md 2 and 3 directly.
 
 const BLK = 4096;
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 export interface MiniDirent { name: string; nid: number; type: number }
 
-/** EROFS dirent blocks (spec 2.9); entries must be sorted and include '.' and '..'. */
+/** EROFS dirent blocks (rafs-format.md 2.9); entries must be sorted and include '.' and '..'. */
 export function packDirents(entries: MiniDirent[]): Buffer[] {
   const blocks: MiniDirent[][] = [[]];
   let used = 0;

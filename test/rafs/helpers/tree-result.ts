@@ -1,10 +1,10 @@
-// Renders the `.result` format of the old nydus smoke test (spec 6.1): `tree -a -J -v <mnt>` as printed by
+// Renders the `.result` format of the old nydus smoke test (rafs-format.md 6.1): `tree -a -J -v <mnt>` as printed by
 // tree 1.7/1.8, then `find <mnt> -type f -exec md5sum {} + | sort`, with the mountpoint removed. One renderer
 // over an abstract tree, fed either from a Bootstrap (+ blobs) or from a real directory (a FUSE mount).
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Bootstrap } from '../../../src/rafs/types.js';
+import type { Bootstrap } from '../../../src/image-model.js';
 import { walk } from '../../../src/rafs/walk.js';
 
 export interface ResultNode {

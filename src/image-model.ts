@@ -2,7 +2,7 @@
 // A reader turns either format (v5 or v6) into these shapes, so nothing above it needs to know
 // which format an image uses.
 
-/** Compressor numbers as stored in v6 blob entries and blob-meta headers (spec 1.1). */
+/** Compressor numbers as stored in v6 blob entries and blob-meta headers (rafs-format.md 1.1). */
 export enum Compressor {
   None = 0,
   Lz4Block = 1,
@@ -10,13 +10,13 @@ export enum Compressor {
   Zstd = 3,
 }
 
-/** Digester numbers as stored in v6 blob entries (spec 1.1). */
+/** Digester numbers as stored in v6 blob entries (rafs-format.md 1.1). */
 export enum Digester {
   Blake3 = 0,
   Sha256 = 1,
 }
 
-/** Superblock flags (spec 1.2). */
+/** Superblock flags (rafs-format.md 1.2). */
 export const SuperFlag = {
   COMPRESSION_NONE: 0x1n,
   COMPRESSION_LZ4: 0x2n,
@@ -32,7 +32,7 @@ export const SuperFlag = {
   ENCRYPTION_AES_128_XTS: 0x0200_0000n,
 } as const;
 
-/** Blob feature bits (spec 1.3). */
+/** Blob feature bits (rafs-format.md 1.3). */
 export const BlobFeature = {
   ALIGNED: 0x1,
   INLINED_FS_META: 0x2,
@@ -51,7 +51,7 @@ export const BlobFeature = {
   CAP_TAR_TOC: 0x4000_0000,
 } as const;
 
-/** Chunk flags of the 80-byte chunk record (spec 1.4). */
+/** Chunk flags of the 80-byte chunk record (rafs-format.md 1.4). */
 export const ChunkFlag = {
   COMPRESSED: 0x1,
   ENCRYPTED: 0x4,
@@ -119,7 +119,7 @@ export interface Inode {
   mtimeNsec: number;
   nlink: number;
   rdev: number;
-  /** v5 only: the merkle digest of spec 1.6 (undefined for v6) */
+  /** v5 only: the merkle digest of rafs-format.md 1.6 (undefined for v6) */
   digest?: Buffer;
   /** true when the inode carries extended attributes */
   hasXattr: boolean;
@@ -132,6 +132,9 @@ export interface DirEntry {
   /** S_IFMT bits of the child */
   type: number;
 }
+
+/** A listing callback: one child's name as `src[start, end)`, inode number and S_IFMT bits; false stops the listing. */
+export type DirVisitor = (src: Buffer, start: number, end: number, ino: number, type: number) => boolean;
 
 export interface SuperblockInfo {
   version: 5 | 6;
@@ -163,6 +166,12 @@ export interface Bootstrap {
   lookup(dirIno: number, name: Buffer): Inode | undefined;
   /** entries of a directory sorted by raw name bytes, '.' and '..' excluded */
   readdir(dirIno: number): DirEntry[];
+  /**
+   * The same entries from position `from` on (0 = the first child), handed to `visit` one by one, each name as
+   * `src[start, end)`, until it returns false. Nothing is allocated per entry, and paging through a huge
+   * directory costs each page only the entries it visits (issue 8 item 2).
+   */
+  list(dirIno: number, from: number, visit: DirVisitor): void;
   /** the parent directory's inode number (root's parent is root) */
   parentOf(dirIno: number): number;
   readlink(ino: number): Buffer;
@@ -175,6 +184,8 @@ export interface Bootstrap {
    * layer completes them from the blob's CI table.
    */
   chunks(ino: number): ChunkInfo[];
+  /** Builds what the first read would otherwise build (v6: the chunk-table index); the daemon calls it after mounting. */
+  prepare?(): void;
 }
 
 /** Error for any malformed image, naming the field that failed validation. */
