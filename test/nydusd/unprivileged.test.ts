@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { ADDON_FILE } from '../../src/native/index.js';
@@ -15,8 +15,13 @@ import { usersMayAllowOther } from '../../src/fuse/device.js';
 import { cleanupDaemons, isMounted, md5, mountImage, removeDir, requireEnv, tempDir, writeConfig } from './helpers.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
-const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-const RUNTIME = ['package.json', 'dist/src', `native/${ADDON_FILE}`, ...Object.keys(pkg.dependencies).map((d) => `node_modules/${d}`)];
+// the runtime dependencies with everything they pull in: every installed package the lock file does not mark dev-only
+const lock = JSON.parse(readFileSync(path.join(projectRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+const runtimeModules = Object.entries(lock.packages)
+  .filter(([p, e]) => p.startsWith('node_modules/') && !p.slice('node_modules/'.length).includes('node_modules/') && !e.dev)
+  .map(([p]) => p)
+  .filter((p) => existsSync(path.join(projectRoot, p)));
+const RUNTIME = ['package.json', 'dist/src', 'api', `native/${ADDON_FILE}`, ...runtimeModules];
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 
 describe('nydusd as an unprivileged user', () => {
