@@ -2,9 +2,11 @@
 // daemon (the snapshotter holds one as its liveness probe and treats a hang-up as the daemon's death), a keep-alive
 // connection serves requests far apart, and the daemon's death is seen at once on the silent connection.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { sleep } from '../nydusd/helpers.js';
-import type { ApiDaemon } from './helpers.js';
+import { after, test } from 'node:test';
+import { cleanupDaemons, isMounted, removeDir, requireEnv, sleep } from '../nydusd/helpers.js';
+import { startApiDaemon, type ApiDaemon } from './helpers.js';
 
 interface Watched {
   socket: net.Socket;
@@ -58,4 +60,19 @@ export async function idleConnectionsSurvive(d: ApiDaemon, seconds: number): Pro
   // a hang-up is how the snapshotter learns of the death: it must come (bounded only against a hang)
   await Promise.race([other.closedOnce, sleep(10_000).then(() => assert.fail('no hang-up on the idle connection after SIGKILL'))]);
   for (const w of [silent, keepAlive, other]) w.socket.destroy();
+}
+
+/** The idle test of one file: a daemon of its own, `seconds` of silence, and the cleanup. */
+export function idleTest(seconds: number): void {
+  requireEnv();
+  let d: ApiDaemon | undefined;
+  after(async () => {
+    await cleanupDaemons();
+    if (d && isMounted(d.mountpoint)) spawnSync('umount', ['-l', d.mountpoint]);
+    if (d) removeDir(d.dir);
+  });
+  test(`a silent connection and an idle keep-alive connection survive ${seconds} s; SIGKILL hangs them up`, { timeout: seconds * 1000 + 80_000 }, async () => {
+    d = await startApiDaemon();
+    await idleConnectionsSurvive(d, seconds);
+  });
 }

@@ -12,14 +12,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decompress } from '../../src/compress.js';
 import { ChunkFlag, type ChunkInfo } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
-  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, isMounted, mixedBytes, mountImage, removeDir, requireEnv, tempDir, writeConfig, type BuiltImage,
+  buildImage, checkReadyChunks, cleanupDaemons, fileChunks, isMounted, mixedBytes, mountImage, removeDir, requireEnv, tempDir, writeConfig, type BuiltImage, tryReadRange,
 } from './helpers.js';
 
 const CHUNK = 0x10000;
@@ -65,25 +65,6 @@ class FaultServer {
   }
 }
 
-/** Bytes [offset, +length) of `file`, or the errno code of the failed read. */
-function readAt(file: string, offset: number, length: number): Buffer | string {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, buf, done, length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf.subarray(0, done);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? String(err);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Reads `file` one chunk-sized piece at a time: each piece must be the source's bytes or EIO (never other bytes).
  * Returns the file offsets of the pieces that failed.
@@ -91,7 +72,7 @@ function readAt(file: string, offset: number, length: number): Buffer | string {
 function readPieces(file: string, want: Buffer): number[] {
   const failed: number[] = [];
   for (let off = 0; off < want.length; off += CHUNK) {
-    const got = readAt(file, off, Math.min(CHUNK, want.length - off));
+    const got = tryReadRange(file, off, Math.min(CHUNK, want.length - off));
     if (typeof got === 'string') {
       assert.equal(got, 'EIO', `${path.basename(file)} at ${off}: a failing read must be EIO`);
       failed.push(off);

@@ -11,12 +11,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, daemonMetrics, fileChunks, isMounted, md5, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, run, sleep,
-  tempDir, writeConfig, type BuiltImage, type Daemon,
+  tempDir, writeConfig, type BuiltImage, type Daemon, readRange,
 } from './helpers.js';
 
 const CHUNK = 0x10000;
@@ -63,23 +63,6 @@ async function withLog<T>(d: Daemon, body: () => T | Promise<T>): Promise<T> {
     await sleep(500);
     (err as Error).message += `\n--- nydusd log ---\n${d.stderr}`;
     throw err;
-  }
-}
-
-/** Reads [offset, offset + length) of `file`. */
-function readAt(file: string, offset: number, length: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, buf, done, length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf.subarray(0, done);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -148,14 +131,14 @@ describe('nydusd on full and failing cache disks', () => {
     while (!d.stderr.includes('writes succeed again')) {
       assert.ok(Date.now() < deadline, `no "writes succeed again" within 40 s:\n${d.stderr}`);
       assert.ok(off + step <= pollWant.length, 'poll.bin read to its end without the cache resuming');
-      assert.ok(readAt(poll, off, 4096).equals(pollWant.subarray(off, off + 4096)), `poll.bin at ${off}`);
+      assert.ok(readRange(poll, off, 4096).equals(pollWant.subarray(off, off + 4096)), `poll.bin at ${off}`);
       off += step;
       await sleep(250);
     }
     assert.match(d.stderr, /WARN blob cache .*: writes succeed again \(after ENOSPC\)/);
     // read one more stretch now that writes work, and let it become durable
     const resumed = off;
-    assert.ok(readAt(poll, resumed, 1 << 20).equals(pollWant.subarray(resumed, resumed + (1 << 20))));
+    assert.ok(readRange(poll, resumed, 1 << 20).equals(pollWant.subarray(resumed, resumed + (1 << 20))));
     assert.equal((await d.stop()).code, 0);
     assert.equal(writeWarnings(d).length, 1, 'still one WARN for the one condition');
 
@@ -168,7 +151,7 @@ describe('nydusd on full and failing cache disks', () => {
 
     // a restarted daemon serves that stretch from the cache
     d = await mountImage(args, mnt);
-    assert.ok(readAt(poll, resumed, 1 << 20).equals(pollWant.subarray(resumed, resumed + (1 << 20))));
+    assert.ok(readRange(poll, resumed, 1 << 20).equals(pollWant.subarray(resumed, resumed + (1 << 20))));
     const warm = await metrics(d);
     assert.equal(warm.backend.reads, 0, 'served from the cache after the restart');
     assert.ok(warm.cache.cacheHits > 0);
@@ -232,7 +215,7 @@ describe('nydusd on full and failing cache disks', () => {
     assert.ok(fileChunks(bs, 'one.bin').every((c) => map.ready(c.index)), 'one.bin is cached');
     // a second one, with nothing in memory, opens the cache files (a first read) before the disk fails
     d = await mountImage(args, mnt);
-    assert.ok(readAt(path.join(mnt, 'two.bin'), 0, 4096).equals(two.subarray(0, 4096)));
+    assert.ok(readRange(path.join(mnt, 'two.bin'), 0, 4096).equals(two.subarray(0, 4096)));
     const before = await metrics(d);
 
     // EXT4_IOC_SHUTDOWN (_IOR('X', 125, __u32)) with EXT4_GOING_FLAGS_NOLOGFLUSH: every later I/O on it is EIO

@@ -7,35 +7,16 @@
 // - item 7 (second half, default layout): see cache.test.ts, "with cache.validate a corrupted cache chunk ...".
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ChunkFlag } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
 import {
   buildImage, checkReadyChunks, cleanupDaemons, daemonMetrics, fileChunks, mixedBytes, mountImage, readChunkMap, removeDir, requireEnv, sleep, tempDir,
-  writeConfig, type BuiltImage, type Daemon,
+  writeConfig, type BuiltImage, type Daemon, tryReadRange,
 } from './helpers.js';
 
 const CHUNK = 0x10000;
-
-/** The bytes [offset, offset+length) of `file` read through the mount, or the errno code of the failure. */
-function readAt(file: string, offset: number, length: number): Buffer | string {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, buf, done, length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf.subarray(0, done);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? String(err);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * What a validation log line may quote as expected: the chunk's digest, or its CRC-32C when the bootstrap records one
@@ -120,12 +101,12 @@ describe('nydusd blob cache regressions (issue 8)', () => {
       const file = path.join(mnt, 'three.bin');
       for (let attempt = 0; attempt < 2; attempt++) {
         // nothing cached it: a second attempt fails the same way
-        assert.equal(readAt(file, 0, 4096), 'EIO', `attempt ${attempt}: the flipped chunk must fail, not serve wrong bytes`);
+        assert.equal(tryReadRange(file, 0, 4096), 'EIO', `attempt ${attempt}: the flipped chunk must fail, not serve wrong bytes`);
         assert.throws(() => readFileSync(file), /EIO|input\/output error/i);
       }
       // the rest of the file is healthy
       const rest = chunk.fileOffset + chunk.uncompressedSize;
-      const tail = readAt(file, rest, want.length - rest);
+      const tail = tryReadRange(file, rest, want.length - rest);
       assert.ok(Buffer.isBuffer(tail) && tail.equals(want.subarray(rest)), 'chunks after the flipped one are served right');
 
       // the log names the blob, the chunk and both digests (the expected one is the chunk's own)
@@ -167,7 +148,7 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     writeFileSync(path.join(blobDir, img.blobId), blob);
     const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir, workDir: path.join(dir, 'cache'), amplifyIo: 0, cacheValidate: true });
     const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
-    assert.equal(readAt(path.join(mnt, 'three.bin'), 0, 4096), 'EIO');
+    assert.equal(tryReadRange(path.join(mnt, 'three.bin'), 0, 4096), 'EIO');
     const line = await untilLogged(d, (l) => l.includes(`chunk ${chunk.index} `) && l.includes('fails validation'));
     assert.equal((await d.stop()).code, 0);
     assert.match(line, /fails validation: (crc32c [0-9a-f]{8}|blake3 [0-9a-f]{64}) expected, [0-9a-f]+ computed/);
@@ -195,7 +176,7 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     // the daemon keeps the most recent 16 MiB in memory: chunks between 4 MiB and there come from the cut file
     for (let pass = 0; pass < 2; pass++) {
       for (let off = 0; off < want.length; off += 1 << 20) {
-        const got = readAt(file, off, 1 << 20);
+        const got = tryReadRange(file, off, 1 << 20);
         assert.ok(Buffer.isBuffer(got), `pass ${pass}: [${off}, +1 MiB) failed with ${String(got)}`);
         assert.ok(got.equals(want.subarray(off, off + (1 << 20))), `pass ${pass}: [${off}, +1 MiB) differs from the source`);
       }

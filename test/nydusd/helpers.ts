@@ -3,7 +3,7 @@
 // lazy umount as the last resort), even when the test failed half-way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -474,3 +474,29 @@ export function checkReadyChunks(img: BuiltImage, workDir: string, compressed = 
   return map.readyCount;
 }
 
+
+/** Bytes [offset, +length) of `file` (fewer where it ends); a failed open or read throws. */
+export function readRange(file: string, offset: number, length: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, buf, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readRange, or the errno code of the failure (what a read through a mount that must fail gives). */
+export function tryReadRange(file: string, offset: number, length: number): Buffer | string {
+  try {
+    return readRange(file, offset, length);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+}
