@@ -23,16 +23,29 @@ export function projectRoot(): string {
   return dir;
 }
 
-/** Reads HEAD without running git: `.git/HEAD`, then the ref it names (loose or packed). */
-function gitCommit(root: string): string {
+/**
+ * Reads HEAD without running git: `.git/HEAD`, then the ref it names (loose or packed). In a linked worktree `.git`
+ * is a file naming the worktree's git directory (`gitdir: ...`), whose HEAD is its own while its refs live in the
+ * repository's common directory (named by its `commondir` file).
+ */
+export function gitCommit(root: string): string {
   try {
-    const gitDir = path.join(root, '.git');
+    let gitDir = path.join(root, '.git');
+    if (fs.statSync(gitDir).isFile()) {
+      const link = fs.readFileSync(gitDir, 'utf8').trim();
+      if (!link.startsWith('gitdir: ')) return 'unknown';
+      gitDir = path.resolve(root, link.slice('gitdir: '.length));
+    }
+    const commonFile = path.join(gitDir, 'commondir');
+    const commonDir = fs.existsSync(commonFile) ? path.resolve(gitDir, fs.readFileSync(commonFile, 'utf8').trim()) : gitDir;
     const head = fs.readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
     if (!head.startsWith('ref: ')) return head;
     const ref = head.slice(5);
-    const loose = path.join(gitDir, ref);
-    if (fs.existsSync(loose)) return fs.readFileSync(loose, 'utf8').trim();
-    const packed = fs.readFileSync(path.join(gitDir, 'packed-refs'), 'utf8');
+    for (const dir of [gitDir, commonDir]) {
+      const loose = path.join(dir, ref);
+      if (fs.existsSync(loose)) return fs.readFileSync(loose, 'utf8').trim();
+    }
+    const packed = fs.readFileSync(path.join(commonDir, 'packed-refs'), 'utf8');
     const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
     if (line) return line.split(' ')[0]!;
   } catch {
