@@ -40,7 +40,7 @@ test('the socket appears only after RUNNING: the first answer is RUNNING and the
       mountedAtFirst = isMounted(path.join(dir, 'mnt'));
       first = await request(sock, 'GET', '/api/v1/daemon');
     } else {
-      assert.ok(!isMounted(path.join(dir, 'mnt')) || !isSocket(sock));
+      // (the socket may appear between the check above and any check here: only what is seen with it counts)
       if (Date.now() > deadline) throw new Error('no socket within 20 s');
       await sleep(5);
     }
