@@ -177,6 +177,14 @@ export class BlobCache {
   private readonly inflight = new Map<number, Promise<Buffer>>();
   /** ready chunks whose cached bytes proved unusable: their refetch overwrites them */
   private readonly damaged = new Set<number>();
+  /**
+   * Where the cache file was found cut short while serving (a read ended early), or undefined. Ready chunks beyond it
+   * are not read from the file until rewritten (`rewritten`): once a rewrite past the cut extends the file again, what
+   * lies between reads as zeros, not as a short read (issue 8 item 6, seen serving zeros under 4 concurrent READs).
+   */
+  private cutAt: number | undefined;
+  /** chunks written again since the cut */
+  private readonly rewritten = new Set<number>();
   private readonly recent = new Map<number, Buffer>();
   private recentBytes = 0;
   private durableQueue: number[] = [];
@@ -448,14 +456,41 @@ export class BlobCache {
 
   /** `length` bytes at `offset` of the cache file, which belong to `chunk`. */
   private async readCached(chunk: ChunkInfo, offset: number, length: number): Promise<Buffer> {
+    if (this.beyondCut(chunk)) throw new Error(`blob cache ${this.dataPath}: chunk ${chunk.index} lies beyond where the file was cut (${this.cutAt})`);
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await pread(this.dataFd, buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new Error(`blob cache ${this.dataPath}: short read of chunk ${chunk.index}`);
+      if (bytesRead === 0) {
+        // cut short under us: from here on, nothing past the cut is read from the file before it is written again
+        this.noteCut(offset + done);
+        throw new Error(`blob cache ${this.dataPath}: short read of chunk ${chunk.index}`);
+      }
       done += bytesRead;
     }
     return buf;
+  }
+
+  /**
+   * Records that the cache file is shorter than it was made (someone cut it): the cut is where it ends now, or `seen`
+   * if that is lower. Sized in full at open, the file never shrinks by our doing.
+   */
+  private noteCut(seen: number): void {
+    let size = seen;
+    try {
+      size = Math.min(size, fs.fstatSync(this.dataFd).size);
+    } catch {
+      // what the read saw is all there is to go on
+    }
+    if (this.cutAt === undefined) this.opts.log?.('warn', `blob cache ${this.dataPath}: cut short to ${size} bytes while in use; what lies beyond is fetched again`);
+    this.cutAt = Math.min(this.cutAt ?? size, size);
+  }
+
+  /** Whether the chunk's bytes in the cache file lie past a cut and have not been written again since. */
+  private beyondCut(chunk: ChunkInfo): boolean {
+    if (this.cutAt === undefined) return false;
+    const end = this.raw ? chunk.compressedOffset + chunk.compressedSize : chunk.uncompressedOffset + chunk.uncompressedSize;
+    return end > this.cutAt && !this.rewritten.has(this.key(chunk));
   }
 
   /**
@@ -658,6 +693,8 @@ export class BlobCache {
       this.stats.cacheWritesSkipped++;
       return;
     }
+    // a write past a cut nobody has read into yet would turn the chunks between into a hole of zeros: find it first
+    if (fs.fstatSync(this.dataFd).size < this.fileSize) this.noteCut(this.fileSize);
     if (this.raw) {
       await this.writeBuffered(chunk.compressedOffset, bytes);
     } else {
@@ -666,6 +703,7 @@ export class BlobCache {
       else await this.writeBuffered(chunk.uncompressedOffset, bytes);
     }
     this.writeSucceeded();
+    if (this.cutAt !== undefined) this.rewritten.add(key);
     this.chunksDone(key);
   }
 

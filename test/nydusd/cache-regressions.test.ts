@@ -7,7 +7,7 @@
 // - item 7 (second half, default layout): see cache.test.ts, "with cache.validate a corrupted cache chunk ...".
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ChunkFlag } from '../../src/image-model.js';
 import { loadImageFile } from '../image/helpers.js';
@@ -186,6 +186,41 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     assert.ok(m.backend.reads > warm.backend.reads, 'the chunks cut off come from the backend again');
     assert.ok((m.cache.cacheRepairs ?? 0) > 0, `cacheRepairs counted: ${JSON.stringify(m.cache)}`);
     assert.match(d.stderr, /WARN.*blob cache .*\.blob\.data: chunk \d+ unusable \(.*short read.*\); fetching it again/);
+    assert.equal((await d.stop()).code, 0);
+  });
+
+  it('item 6: after the cut, a chunk rewritten past it does not make the ready chunks before it read as zeros', async () => {
+    const img = images.big!;
+    const dir = path.join(work, 'shrunk-hole');
+    const workDir = path.join(dir, 'cache');
+    const mnt = path.join(dir, 'mnt');
+    mkdirSync(dir, { recursive: true });
+    const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
+    const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
+    const want = readFileSync(path.join(img.src, 'big.bin'));
+    const file = path.join(mnt, 'big.bin');
+    assert.ok(readFileSync(file).equals(want));
+    const bs = loadImageFile(img.bootstrap);
+    await untilReady(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), bs.blobs[0]!.chunkCount, fileChunks(bs, 'big.bin').map((c) => c.index));
+    const data = path.join(workDir, `${img.blobId}.blob.data`);
+    truncateSync(data, 4 << 20);
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    // a later stretch first (before the 16 MiB the daemon keeps in memory): its chunks are fetched and written again,
+    // which extends the file past the stretch before it, whose ready chunks are now a hole of zeros
+    const late = 12 << 20;
+    const got = tryReadRange(file, late, 1 << 20);
+    assert.ok(Buffer.isBuffer(got) && got.equals(want.subarray(late, late + (1 << 20))));
+    const deadline = Date.now() + 10_000;
+    while (statSync(data).size < late + (1 << 20)) {
+      if (Date.now() > deadline) throw new Error(`the rewritten chunks did not reach ${data} within 10 s`);
+      await sleep(20);
+    }
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    for (let off = 4 << 20; off < late; off += 1 << 20) {
+      const part = tryReadRange(file, off, 1 << 20);
+      assert.ok(Buffer.isBuffer(part), `[${off}, +1 MiB) failed with ${String(part)}`);
+      assert.ok(part.equals(want.subarray(off, off + (1 << 20))), `[${off}, +1 MiB) differs from the source (zeros from the hole?)`);
+    }
     assert.equal((await d.stop()).code, 0);
   });
 });
