@@ -154,9 +154,13 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     assert.match(line, /fails validation: (crc32c [0-9a-f]{8}|blake3 [0-9a-f]{64}) expected, [0-9a-f]+ computed/);
   });
 
-  it('item 6: a .blob.data cut short under the running daemon is fetched again with a WARN, never EIO', async () => {
+  /**
+   * A daemon whose cache holds all of big.bin, durable; then its `.blob.data` is cut to 4 MiB and the page cache (of the
+   * mount and of the cache file) dropped, so that reads reach the cut file.
+   */
+  async function warmThenCut(name: string) {
     const img = images.big!;
-    const dir = path.join(work, 'shrunk');
+    const dir = path.join(work, name);
     const workDir = path.join(dir, 'cache');
     const mnt = path.join(dir, 'mnt');
     mkdirSync(dir, { recursive: true });
@@ -166,13 +170,16 @@ describe('nydusd blob cache regressions (issue 8)', () => {
     const file = path.join(mnt, 'big.bin');
     assert.ok(readFileSync(file).equals(want));
     const bs = loadImageFile(img.bootstrap);
-    const chunks = fileChunks(bs, 'big.bin');
-    await untilReady(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), bs.blobs[0]!.chunkCount, chunks.map((c) => c.index));
+    await untilReady(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), bs.blobs[0]!.chunkCount, fileChunks(bs, 'big.bin').map((c) => c.index));
     const warm = await daemonMetrics(d);
-
-    // cut the cache file to 4 MiB and drop the page cache (of the mount and of the cache file) so reads reach it
-    truncateSync(path.join(workDir, `${img.blobId}.blob.data`), 4 << 20);
+    const data = path.join(workDir, `${img.blobId}.blob.data`);
+    truncateSync(data, 4 << 20);
     writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return { d, want, file, data, warm };
+  }
+
+  it('item 6: a .blob.data cut short under the running daemon is fetched again with a WARN, never EIO', async () => {
+    const { d, want, file, warm } = await warmThenCut('shrunk');
     // the daemon keeps the most recent 16 MiB in memory: chunks between 4 MiB and there come from the cut file
     for (let pass = 0; pass < 2; pass++) {
       for (let off = 0; off < want.length; off += 1 << 20) {
@@ -190,21 +197,7 @@ describe('nydusd blob cache regressions (issue 8)', () => {
   });
 
   it('item 6: after the cut, a chunk rewritten past it does not make the ready chunks before it read as zeros', async () => {
-    const img = images.big!;
-    const dir = path.join(work, 'shrunk-hole');
-    const workDir = path.join(dir, 'cache');
-    const mnt = path.join(dir, 'mnt');
-    mkdirSync(dir, { recursive: true });
-    const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: img.blobDir, workDir, amplifyIo: 0 });
-    const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', img.bootstrap, '--mountpoint', mnt], mnt);
-    const want = readFileSync(path.join(img.src, 'big.bin'));
-    const file = path.join(mnt, 'big.bin');
-    assert.ok(readFileSync(file).equals(want));
-    const bs = loadImageFile(img.bootstrap);
-    await untilReady(path.join(workDir, `${img.blobId}.blob.data.chunk_map`), bs.blobs[0]!.chunkCount, fileChunks(bs, 'big.bin').map((c) => c.index));
-    const data = path.join(workDir, `${img.blobId}.blob.data`);
-    truncateSync(data, 4 << 20);
-    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    const { d, want, file, data } = await warmThenCut('shrunk-hole');
     // a later stretch first (before the 16 MiB the daemon keeps in memory): its chunks are fetched and written again,
     // which extends the file past the stretch before it, whose ready chunks are now a hole of zeros
     const late = 12 << 20;
