@@ -8,8 +8,7 @@ import type { ConfigV2 } from '../config/model.js';
 import { localfsDirConfig, parseConfig } from '../config/parse.js';
 import type { Logger } from './logger.js';
 import { checkMountpoint } from './mountpoint.js';
-import { checkInputDirectory, openInputFile, readInputFile } from '../input-file.js';
-import { closeSync } from 'node:fs';
+import { checkInputDirectory, readInputFile } from '../input-file.js';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
 import { DaemonStateMachine } from './state-machine.js';
 import { ErrorEvents } from './events.js';
@@ -102,8 +101,6 @@ export class FuseDaemon {
     const config = loadConfig(a, this.log);
     const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
     if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
-    // checked here too, so that a FIFO or device is named plainly before the image loader wraps the error
-    closeSync(openInputFile(a.bootstrap, 'bootstrap').fd);
     this.instance = createRafsInstance(
       a.bootstrap,
       config,

@@ -9,6 +9,7 @@ import type { BlobBackend } from '../storage/backend.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend } from '../storage/factory.js';
 import type { ConfigV2 } from '../config/model.js';
+import { InputFileError } from '../input-file.js';
 
 export interface RafsInstance {
   bootstrap: Bootstrap;
@@ -57,6 +58,8 @@ export function createRafsInstance(
     const root = bootstrap.getInode(bootstrap.superblock.rootIno);
     if ((root.mode & 0o170000) !== 0o040000) throw new Error(`root inode ${root.ino} is not a directory (mode 0o${root.mode.toString(8)})`);
   } catch (err) {
+    // a file that cannot be read (a FIFO, a loop, EACCES) already names itself and what it is
+    if (err instanceof InputFileError) throw err;
     throw new Error(`cannot load bootstrap ${bootstrapPath}: ${(err as Error).message}`, { cause: err });
   }
   const v6 = bootstrap.superblock.version === 6;
