@@ -12,6 +12,7 @@ import { checkInputDirectory, readInputFile } from '../input-file.js';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
 import { DaemonStateMachine } from './state-machine.js';
 import { ErrorEvents } from './events.js';
+import type { FileSystem } from '../fuse/filesystem.js';
 
 /** One filesystem instance attached in the FUSE mount, as the API reports it (spec nydusd-runtime.md 3.5.1). */
 export interface MountedInstance {
@@ -52,6 +53,20 @@ function nowNs(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 }
 
+/**
+ * What the layers above the daemon core (metrics) attach to it; each hook is optional and, when absent, the daemon
+ * serves exactly as without it.
+ */
+export interface DaemonHooks {
+  /**
+   * Wraps an instance's filesystem when it is attached (metrics count its requests there, with the instance's own
+   * inode numbers). Absent: the instance's filesystem is served as it is.
+   */
+  instrument?(fs: FileSystem, mounted: MountedInstance): FileSystem;
+  /** The instance was detached (DELETE /api/v1/mount, or remounted: then `attached` follows for its successor). */
+  detached?(mounted: MountedInstance): void;
+}
+
 export class FuseDaemon {
   private session: Session | undefined;
   private instance: RafsInstance | undefined;
@@ -69,7 +84,13 @@ export class FuseDaemon {
   constructor(
     readonly args: DaemonArgs,
     readonly log: Logger,
+    readonly hooks: DaemonHooks = {},
   ) {}
+
+  /** The FUSE session, once mounted (metrics read its requests in flight). */
+  get fuseSession(): Session | undefined {
+    return this.session;
+  }
 
   /** The instances attached in the FUSE mount (only the initial one until the shared mode exists). */
   instances(): MountedInstance[] {
@@ -112,7 +133,9 @@ export class FuseDaemon {
     this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
 
     const log = this.log;
-    this.session = await Session.mount(this.instance.fs, {
+    const mounted: MountedInstance = { mountpoint: '/', mountedAtNs: 0n, bootstrapPath: a.bootstrap, instance: this.instance };
+    const served = this.hooks.instrument?.(this.instance.fs, mounted) ?? this.instance.fs;
+    this.session = await Session.mount(served, {
       mountpoint,
       readers: Math.min(a.threads, 2),
       // sequential reads arrive as 1 MiB requests (max_pages), four of them in flight: cold reads measured 11 %
@@ -133,7 +156,8 @@ export class FuseDaemon {
         void this.shutdown().then(() => this.exit(0));
       }
     });
-    this.mounted = { mountpoint: '/', mountedAtNs: nowNs(), bootstrapPath: a.bootstrap, instance: this.instance };
+    mounted.mountedAtNs = nowNs();
+    this.mounted = mounted;
     // nydusd-runtime.md 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
