@@ -6,6 +6,7 @@ import type { LogLevel } from '../service/args.js';
 import { superblockSummary } from '../service/superblock-summary.js';
 import { daemonInfo } from './daemon-info.js';
 import { ApiError, notImplemented } from './errors.js';
+import { mountFilesystem, remountFilesystem, umountFilesystem } from './mount-handlers.js';
 
 export interface ApiRequest {
   query: Record<string, string>;
@@ -38,7 +39,6 @@ function setLogLevel(req: ApiRequest, ctx: ApiContext): undefined {
   return undefined;
 }
 
-const SHARED_MODE = 'mounting images through the API (shared daemon mode) arrives with the rest of issue 9';
 const METRICS = 'the metrics routes arrive with the rest of issue 9 (src/metrics)';
 const DYNAMIC_CONFIG = 'the dynamic configuration store (/api/v1/config) arrives with the rest of issue 9';
 const FAILOVER = 'failover and hot upgrade (supervisor fd passing) are not implemented by this nydusd yet';
@@ -75,9 +75,9 @@ export const HANDLERS: Record<string, Handler> = {
   },
   sendFuseFd: { wrapper: 'Upgrade', handle: () => { throw notImplemented(FAILOVER); } },
   takeoverFuseFd: { wrapper: 'Upgrade', handle: () => { throw notImplemented(FAILOVER); } },
-  mountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  remountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  umountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
+  mountFilesystem: { wrapper: 'Mount', handle: mountFilesystem },
+  remountFilesystem: { wrapper: 'Mount', handle: remountFilesystem },
+  umountFilesystem: { wrapper: 'Mount', handle: umountFilesystem },
   getGlobalMetrics: { wrapper: 'GlobalMetrics', handle: () => { throw notImplemented(METRICS); } },
   getFilesMetrics: { wrapper: 'FsFilesMetrics', handle: () => { throw notImplemented(METRICS); } },
   getPatternMetrics: { wrapper: 'Pattern', handle: () => { throw notImplemented(METRICS); } },
