@@ -177,9 +177,10 @@ export async function run(argv: string[], out: Output): Promise<number> {
     }
     case 'mount': {
       positionals(0, 'no positional arguments');
+      const source = need(p.options, 'source', 'mount');
       const mountpoint = need(p.options, 'mountpoint', 'mount');
-      const type = one(p.options, 'type') ?? 'rafs';
       const configFile = need(p.options, 'config', 'mount');
+      const type = one(p.options, 'type') ?? 'rafs';
       // MountCmd (spec 3.5.6): the configuration travels as a string; keys in the reference's (sorted) order
       const body: Record<string, unknown> = {
         config: readInputFile(configFile, 'configuration file', MAX_CONFIG_BYTES).toString('utf8'),
@@ -189,7 +190,7 @@ export async function run(argv: string[], out: Output): Promise<number> {
       if (list !== undefined) {
         body.prefetch_files = readInputFile(list, 'prefetch file list', MAX_CONFIG_BYTES).toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
       }
-      body.source = need(p.options, 'source', 'mount');
+      body.source = source;
       await call(sock, 'POST', `/api/v1/mount?mountpoint=${queryValue(mountpoint)}`, JSON.stringify(body));
       return 0;
     }
