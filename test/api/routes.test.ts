@@ -43,12 +43,15 @@ const CASES: Record<string, Case[]> = {
   sendFuseFd: [{ url: '/api/v1/daemon/fuse/sendfd', status: 501, check: err(/^Upgrade: not implemented yet: failover/) }],
   takeoverFuseFd: [{ url: '/api/v1/daemon/fuse/takeover', status: 501, check: err(/^Upgrade: not implemented yet: failover/) }],
   mountFilesystem: [
-    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 501, check: err(/^Mount: .*issue 9/) },
+    // the dedicated daemon's image serves the FUSE root: nothing can be attached inside it (shared-mode.test.ts attaches)
+    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 500, check: err(/^Mount: .*inside the instance at \//) },
+    { url: '/api/v1/mount?mountpoint=%2F..%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 400, check: err(/^Mount: .*normalised/) },
+    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"passthrough_fs","source":"/x","config":""}', status: 501, check: err(/^Mount: .*passthrough/) },
     { url: '/api/v1/mount', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 400, check: err(/mountpoint/) },
     { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","config":"{}"}', status: 400, check: err(/source/) },
   ],
-  remountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 501, check: err(/^Mount: .*issue 9/) }],
-  umountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', status: 501, check: err(/^Mount: .*issue 9/) }],
+  remountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 500, check: err(/^Mount: object or filesystem doesn't exist/) }],
+  umountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', status: 500, check: err(/^Mount: object or filesystem doesn't exist/) }],
   getGlobalMetrics: [{ url: '/api/v1/metrics', status: 501, check: err(/^GlobalMetrics: .*issue 9/) }],
   getFilesMetrics: [{ url: '/api/v1/metrics/files?latest=true', status: 501, check: err(/^FsFilesMetrics: .*issue 9/) }],
   getPatternMetrics: [{ url: '/api/v1/metrics/pattern', status: 501, check: err(/^Pattern: .*issue 9/) }],
