@@ -1,15 +1,16 @@
 // nydusctl against a real running nydusd (--apisock, the v6 sample image): `info` text and `--raw` against GET
-// /api/v1/daemon, `set log-level`, every metrics kind, mount/umount, usage errors, and an unreachable socket. The
+// /api/v1/daemon, `set log-level`, every metrics kind, mount/umount in a shared daemon, usage errors, and an
+// unreachable socket. The
 // exact requests it sends (method, target, body) are checked against a plain HTTP server on a Unix socket.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
-import { cleanupDaemons, removeDir, requireEnv, tempDir, waitFor } from '../nydusd/helpers.js';
-import { request, startApiDaemon, type ApiDaemon } from '../api/helpers.js';
+import { cleanupDaemons, Daemon, md5, removeDir, requireEnv, tempDir, waitFor } from '../nydusd/helpers.js';
+import { request, SAMPLE, startApiDaemon, waitForSocket, type ApiDaemon } from '../api/helpers.js';
 import { formatInfo, sortedJson, valueDebug } from '../../src/cli/nydusctl/format.js';
 
 const NYDUSCTL = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusctl.js');
@@ -128,21 +129,42 @@ test('every metrics kind asks its route: until the metrics routes land they answ
   }
 });
 
-test('mount and umount send MountCmd and DELETE: until the shared mode lands they answer 501, printed, exit 1', async () => {
-  const cfg = path.join(d.dir, 'mount-config.json');
-  writeFileSync(cfg, JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: d.cache } }, cache: { type: 'blobcache', config: { work_dir: d.cache } } }, mode: 'direct' }));
-  // the lead switches these to a real mount, a read through it, and the unmount, when the mount routes land
-  const bootstrap = path.join(projectRoot, 'bootstrap-samples', 'v6-zstd', 'bootstrap');
-  const mount = await apiError('POST', '/api/v1/mount?mountpoint=/sub', '{"config":"{}","fs_type":"rafs","source":"/x"}');
-  assert.equal(mount.status, 501);
-  const r = await nydusctl('--sock', d.sock, 'mount', '-s', bootstrap, '-c', cfg, '-m', '/sub', '-t', 'rafs');
-  assert.equal(r.code, 1, r.stderr);
-  assert.equal(r.stderr, mount.line);
-  const umount = await apiError('DELETE', '/api/v1/mount?mountpoint=/sub');
-  assert.equal(umount.status, 501);
-  const u = await nydusctl('--sock', d.sock, 'umount', '-m', '/sub');
-  assert.equal(u.code, 1, u.stderr);
-  assert.equal(u.stderr, umount.line);
+test('mount attaches an image in a shared daemon, info lists it, umount detaches it; a second umount is the API\'s error', async () => {
+  // a shared daemon: only --mountpoint and --apisock (snapshotter-contract.md 1.3)
+  const dir = tempDir('nydusctl-shared');
+  const mnt = path.join(dir, 'mnt');
+  mkdirSync(mnt);
+  const sock = path.join(dir, 'api.sock');
+  const shared = new Daemon(['fuse', '--mountpoint', mnt, '--apisock', sock], mnt);
+  try {
+    await waitForSocket(shared, sock);
+    const cache = path.join(dir, 'cache');
+    mkdirSync(cache);
+    const cfg = path.join(dir, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: path.join(SAMPLE, 'blobs') } }, cache: { type: 'blobcache', config: { work_dir: cache } } }, mode: 'direct' }));
+    const r = await nydusctl('--sock', sock, 'mount', '-s', path.join(SAMPLE, 'bootstrap'), '-c', cfg, '-m', '/sub', '-t', 'rafs');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout + r.stderr, '');
+    // the image is served at <mountpoint>/sub: a file reads as the sample tree has it
+    const file = path.join('docs', 'readme.txt');
+    assert.equal(md5(readFileSync(path.join(mnt, 'sub', file))), md5(readFileSync(path.join(projectRoot, 'bootstrap-samples', 'tree', file))));
+    const info = await nydusctl('--sock', sock, 'info');
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /^Instances:\n\tInstance Mountpoint:  \/sub\n\tType:  Rafs\n\tMounted Time:  \d{4}-\d\d-\d\d \d{1,2}:\d\d:\d\d(\.\d+)? \+00:00:00\n\tMode:  direct\n/m);
+    assert.equal(info.stdout, formatInfo((await request(sock, 'GET', '/api/v1/daemon')).json));
+    const u = await nydusctl('--sock', sock, 'umount', '-m', '/sub');
+    assert.equal(u.code, 0, u.stderr);
+    assert.equal(u.stdout + u.stderr, '');
+    assert.equal(existsSync(path.join(mnt, 'sub', file)), false, 'the image is still served after umount');
+    const again = await nydusctl('--sock', sock, 'umount', '-m', '/sub');
+    assert.equal(again.code, 1);
+    const expected = await request(sock, 'DELETE', '/api/v1/mount?mountpoint=/sub');
+    assert.equal(expected.status, 500, expected.text);
+    assert.equal(again.stderr, `Error: Request failed. ${valueDebug(expected.json)}\n`);
+  } finally {
+    await shared.cleanup();
+    removeDir(dir);
+  }
 });
 
 test('an unreachable socket is one Error line and exit 1: missing, stale (nobody listening), or not a socket', async () => {
