@@ -58,10 +58,11 @@ const CASES: Record<string, Case[]> = {
   getBackendMetrics: [{ url: '/api/v1/metrics/backend', status: 501, check: err(/^BackendMetrics: .*issue 9/) }],
   getBlobcacheMetrics: [{ url: '/api/v1/metrics/blobcache?id=%2F', status: 501, check: err(/^BlobcacheMetrics: .*issue 9/) }],
   getInflightMetrics: [{ url: '/api/v1/metrics/inflight', status: 501, check: err(/^InflightMetrics: .*issue 9/) }],
-  getDynamicConfig: [{ url: '/api/v1/config?id=%2F', status: 501, check: err(/^Configure: .*issue 9/) }],
+  getDynamicConfig: [{ url: '/api/v1/config?id=%2F', status: 200, check: (j) => assert.deepEqual(j, {}) }],
   updateDynamicConfig: [
-    { url: '/api/v1/config?id=%2F', body: '{"registry_auth":"dXNlcjpwYXNz"}', status: 501, check: err(/^Configure: .*issue 9/) },
+    { url: '/api/v1/config?id=%2F', body: '{"registry_auth":"dXNlcjpwYXNz"}', status: 204 },
     { url: '/api/v1/config?id=%2F', body: '{"registry_auth":5}', status: 400 },
+    { url: '/api/v1/config?id=%2F', body: '{"bogus":"x"}', status: 500, check: err(/^Configure: .*unknown key "bogus"/) },
   ],
   describeDaemonV2: [{ url: '/api/v2/daemon', status: 200, check: (j) => assert.equal((j as { backend_collection: unknown }).backend_collection, null) }],
   configureDaemonV2: [
