@@ -64,12 +64,14 @@ export function snapshotterRoot(image = SAMPLE): Root {
 
 /**
  * The config JSON the snapshotter writes for the localfs template (2.2 example B), byte for byte: Go's compact
- * json.Marshal in struct order, `device.id` = "/" + SID, backend dir and cache work_dir = CACHE.
+ * json.Marshal in struct order, `device.id` = "/" + SID, backend dir and cache work_dir = CACHE. `o` stands for a
+ * template with another blob dir or work dir, or a backend `timeout` (emitted after `proxy`, in struct order).
  */
-export function localfsConfig(r: Root, sid: string): string {
+export function localfsConfig(r: Root, sid: string, o: { dir?: string; workDir?: string; timeout?: number } = {}): string {
+  const timeout = o.timeout !== undefined ? `,"timeout":${o.timeout}` : '';
   return (
-    `{"device":{"id":"/${sid}","backend":{"type":"localfs","config":{"dir":"${r.cache}/","readahead":false,"proxy":{"fallback":false}}},` +
-    `"cache":{"type":"blobcache","config":{"work_dir":"${r.cache}","disable_indexed_map":false}}},"mode":"direct","digest_validate":false,` +
+    `{"device":{"id":"/${sid}","backend":{"type":"localfs","config":{"dir":"${o.dir ?? r.cache}/","readahead":false,"proxy":{"fallback":false}${timeout}}},` +
+    `"cache":{"type":"blobcache","config":{"work_dir":"${o.workDir ?? r.cache}","disable_indexed_map":false}}},"mode":"direct","digest_validate":false,` +
     `"enable_xattr":true,"amplify_io":1048576,"fs_prefetch":{"enable":true,"prefetch_all":false,"threads_count":2}}`
   );
 }
