@@ -162,6 +162,8 @@ export interface Entry {
   link?: string;
   xattrs: Record<string, string>;
   md5?: string;
+  /** link count (snapshotDisk with `nlink`) */
+  nlink?: number;
   /** first path (sorted) of the hardlink group, for regular files with nlink > 1 */
   hardlinkOf?: string;
 }
@@ -171,6 +173,8 @@ export type Snapshot = Map<string, Entry>;
 export interface SnapOptions {
   content?: boolean;
   mtime?: boolean;
+  /** record st_nlink of every entry (snapshotDisk only) */
+  nlink?: boolean;
   /** xattr names to leave out (e.g. security.* the host adds) */
   ignoreXattr?: (name: string) => boolean;
 }
@@ -215,6 +219,7 @@ export function snapshotDisk(root: string, o: SnapOptions = {}): Snapshot {
       xattrs: sortedXattrs(rawX.get(full.toString('latin1')), o.ignoreXattr),
     };
     if (o.mtime && rel !== '/') e.mtime = Math.floor(st.mtimeMs / 1000);
+    if (o.nlink) e.nlink = st.nlink;
     if (fmt === 0o100000) {
       e.size = st.size;
       if (o.content) e.md5 = createHash('md5').update(readFileSync(full)).digest('hex');
