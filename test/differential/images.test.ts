@@ -9,7 +9,7 @@ import path from 'node:path';
 import { requirePeers } from '../helpers/peers.js';
 import { cleanupDaemons, removeDir, requireEnv, tempDir } from '../nydusd/helpers.js';
 import { generateTree, run, snapshotDisk, type Snapshot } from '../image/helpers.js';
-import { differences, explain, imageOk, mountListing, mountWith, type KnownDifference, type Tool } from './helpers.js';
+import { crossCheck, differences, explain, imageOk, listMounted, type KnownDifference, type Tool } from './helpers.js';
 
 const CHUNK = 0x1000;
 const VERSIONS = ['5', '6'] as const;
@@ -77,7 +77,7 @@ describe('differential: images of either nydus-image mount byte-exactly with the
     for (const version of VERSIONS) {
       for (const compressor of COMPRESSORS) {
         for (const digester of DIGESTERS) {
-          it(`${source} v${version} ${compressor} ${digester}`, async () => {
+          it(`${source} v${version} ${compressor} ${digester}`, async (t) => {
             const out = path.join(work, `${source}-v${version}-${compressor}-${digester}`);
             const built = {} as Record<Tool, { boot: string; blobs: string }>;
             for (const tool of ['ref', 'ours'] as const) {
@@ -89,19 +89,14 @@ describe('differential: images of either nydus-image mount byte-exactly with the
                 source === 'dir' ? src : layerTar]);
               built[tool] = { boot, blobs };
             }
+            for (const tool of ['ref', 'ours'] as const) crossCheck(built[tool].boot, built[tool].blobs, `${tool}-built`);
             // both directions are listed before anything is asserted, so a failure shows all there is
             const problems: Record<string, { unlisted: string[]; unseen: string[] }> = {};
             for (const [builder, daemon] of [['ref', 'ours'], ['ours', 'ref']] as const) {
               const c: Case = { source, version, compressor, digester, builder, daemon };
               const { boot, blobs } = built[builder];
-              const m = await mountWith(daemon, boot, blobs, path.join(out, `${builder}-on-${daemon}`));
-              let got: Snapshot;
-              try {
-                got = mountListing(m.mnt);
-              } finally {
-                const exit = await m.daemon.stop(10_000);
-                assert.equal(exit.code, 0, `${daemon} nydusd exit: ${exit.stderr}`);
-              }
+              const { listing: got, note } = await listMounted(daemon, boot, blobs, path.join(out, `${builder}-on-${daemon}`));
+              if (note) t.diagnostic(note);
               const r = explain(differences(source === 'dir' ? expected : expectedTar, got), KNOWN, c);
               if (r.unlisted.length > 0 || r.unseen.length > 0) problems[`${builder}-built on ${daemon} nydusd`] = r;
             }
