@@ -8,8 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { requirePeers } from '../helpers/peers.js';
 import { cleanupDaemons, removeDir, requireEnv, tempDir } from '../nydusd/helpers.js';
-import { generateTree, run, snapshotDisk, type Snapshot } from '../image/helpers.js';
-import { crossCheck, differences, explain, imageOk, listMounted, type KnownDifference, type Tool } from './helpers.js';
+import { generateTree, nydusImage, run, snapshotDisk, type Snapshot } from '../image/helpers.js';
+import { crossCheck, differences, explain, imageOk, listMounted, refImage, type KnownDifference, type Tool } from './helpers.js';
 
 const CHUNK = 0x1000;
 const VERSIONS = ['5', '6'] as const;
@@ -106,4 +106,83 @@ describe('differential: images of either nydus-image mount byte-exactly with the
       }
     }
   }
+});
+
+// Inputs the reference 2.2.0 mishandles: pinned here, so the day a newer pin handles them the test says so, and
+// shown to work with ours (our image served right by the reference nydusd too).
+describe('differential: layer tars the reference 2.2.0 mishandles', () => {
+  let work: string;
+
+  before(() => {
+    requireEnv(['setfattr', 'getfattr', 'tar']);
+    requirePeers();
+    work = tempDir('diff-refbugs');
+  });
+  after(async () => {
+    await cleanupDaemons();
+    removeDir(work);
+  });
+
+  /** A one-layer tar of files `a` (with `xattr`) and `z`, and `b` a hardlink of `a` when `hardlink`; and its tree. */
+  function layer(name: string, xattr: [string, string], hardlink: boolean): { tar: string; tree: Snapshot } {
+    const dir = path.join(work, name);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'a'), 'payload of a\n');
+    writeFileSync(path.join(dir, 'z'), 'z\n');
+    run('setfattr', ['-n', xattr[0], '-v', xattr[1], path.join(dir, 'a')]);
+    if (hardlink) run('ln', [path.join(dir, 'a'), path.join(dir, 'b')]);
+    const tar = path.join(work, `${name}.tar`);
+    run('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '-cf', tar, '-C', dir, '.']);
+    const tree = snapshotDisk(dir, { content: true, mtime: true, nlink: true });
+    tree.delete('/');
+    return { tar, tree };
+  }
+
+  /** Our image of `tar` mounted by the reference nydusd shows `tree` (the root aside: the tar's "." entry sets it). */
+  async function oursServedByRef(t: { diagnostic: (s: string) => void }, tar: string, tree: Snapshot, version: string): Promise<void> {
+    const out = path.join(work, `ours-${path.basename(tar)}-v${version}`);
+    const blobs = path.join(out, 'blobs');
+    mkdirSync(blobs, { recursive: true });
+    imageOk('ours', ['create', '-t', 'tar-rafs', '--fs-version', version, '-B', path.join(out, 'boot'), '-D', blobs, tar]);
+    const { listing, note } = await listMounted('ref', path.join(out, 'boot'), blobs, out);
+    if (note) t.diagnostic(note);
+    listing.delete('/');
+    assert.deepEqual(differences(tree, listing), []);
+  }
+
+  it('a pax xattr record whose value holds a newline: the reference refuses the tar, ours builds it', async (t) => {
+    const { tar, tree } = layer('newline', ['user.nl', '0x610a62'], false);
+    for (const version of ['5', '6']) {
+      const out = path.join(work, `ref-newline-v${version}`);
+      mkdirSync(path.join(out, 'blobs'), { recursive: true });
+      const r = refImage(['create', '-t', 'tar-rafs', '--fs-version', version, '-B', path.join(out, 'boot'), '-D', path.join(out, 'blobs'), tar]);
+      assert.equal(r.status, 1, `reference create of a tar with a newline in an xattr value: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /malformed pax extension/);
+      await oursServedByRef(t, tar, tree, version);
+    }
+  });
+
+  it('v5 from a tar with xattrs on a hardlinked file: the reference writes an image neither check accepts, ours a right one', async (t) => {
+    const { tar, tree } = layer('hardlink-xattr', ['user.k', 'v'], true);
+    const out = path.join(work, 'ref-hardlink-xattr');
+    const blobs = path.join(out, 'blobs');
+    mkdirSync(blobs, { recursive: true });
+    imageOk('ref', ['create', '-t', 'tar-rafs', '--fs-version', '5', '-B', path.join(out, 'boot'), '-D', blobs, tar]);
+    const ref = refImage(['check', '-B', path.join(out, 'boot')]);
+    assert.notEqual(ref.status, 0, `reference check of its own v5 image: ${ref.stdout}`);
+    assert.match(ref.stderr + ref.stdout, /failed to load bootstrap/);
+    // ours refuses it too, in one line, instead of serving a broken inode
+    const ours = nydusImage(['check', '-B', path.join(out, 'boot')]);
+    assert.equal(ours.status, 1);
+    assert.match(ours.stderr, /^error: v5 inode \d+: invalid i_mode 0o\d+\n$/);
+    // the reference's v6 build of the same tar is right, and so are both of ours
+    const v6 = path.join(work, 'ref-hardlink-xattr-v6');
+    mkdirSync(path.join(v6, 'blobs'), { recursive: true });
+    imageOk('ref', ['create', '-t', 'tar-rafs', '--fs-version', '6', '-B', path.join(v6, 'boot'), '-D', path.join(v6, 'blobs'), tar]);
+    const { listing, note } = await listMounted('ours', path.join(v6, 'boot'), path.join(v6, 'blobs'), v6);
+    if (note) t.diagnostic(note);
+    listing.delete('/');
+    assert.deepEqual(differences(tree, listing), []);
+    for (const version of ['5', '6']) await oursServedByRef(t, tar, tree, version);
+  });
 });
