@@ -6,6 +6,7 @@ import type { LogLevel } from '../service/args.js';
 import { superblockSummary } from '../service/superblock-summary.js';
 import { daemonInfo } from './daemon-info.js';
 import { ApiError, notImplemented } from './errors.js';
+import { metricsHandlers } from './metrics-handlers.js';
 
 export interface ApiRequest {
   query: Record<string, string>;
@@ -39,7 +40,6 @@ function setLogLevel(req: ApiRequest, ctx: ApiContext): undefined {
 }
 
 const SHARED_MODE = 'mounting images through the API (shared daemon mode) arrives with the rest of issue 9';
-const METRICS = 'the metrics routes arrive with the rest of issue 9 (src/metrics)';
 const DYNAMIC_CONFIG = 'the dynamic configuration store (/api/v1/config) arrives with the rest of issue 9';
 const FAILOVER = 'failover and hot upgrade (supervisor fd passing) are not implemented by this nydusd yet';
 const NO_BLOB_MANAGER = 'unsupported: /api/v2/blobs needs the blob-cache manager of a singleton (fscache) daemon, which this FUSE nydusd does not run';
@@ -78,12 +78,7 @@ export const HANDLERS: Record<string, Handler> = {
   mountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
   remountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
   umountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  getGlobalMetrics: { wrapper: 'GlobalMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getFilesMetrics: { wrapper: 'FsFilesMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getPatternMetrics: { wrapper: 'Pattern', handle: () => { throw notImplemented(METRICS); } },
-  getBackendMetrics: { wrapper: 'BackendMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getBlobcacheMetrics: { wrapper: 'BlobcacheMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getInflightMetrics: { wrapper: 'InflightMetrics', handle: () => { throw notImplemented(METRICS); } },
+  ...metricsHandlers(),
   getDynamicConfig: { wrapper: 'Configure', handle: () => { throw notImplemented(DYNAMIC_CONFIG); } },
   updateDynamicConfig: { wrapper: 'Configure', handle: () => { throw notImplemented(DYNAMIC_CONFIG); } },
   createBlobObject: { wrapper: 'CreateBlobObject', handle: () => { throw new ApiError(501, NO_BLOB_MANAGER); } },
