@@ -98,7 +98,7 @@ describe('Prometheus endpoint', { timeout: 180_000 }, () => {
     assert.equal(sample(res.text, 'nydusd_blobcache_files', `cache_id="${d.configId}"`), cache.underlying_files.length);
     // the process's RSS and CPU time, by the standard names
     const rss = Number(/^process_resident_memory_bytes (\d+)$/m.exec(res.text)?.[1]);
-    assert.ok(rss > 1 << 20 && rss < 16 << 30, `RSS ${rss}`);
+    assert.ok(rss > 2 ** 20 && rss < 16 * 2 ** 30, `RSS ${rss}`);
     assert.match(res.text, /^process_cpu_seconds_total \d+(\.\d+)?(e[-+]\d+)?$/m);
     assert.equal((await httpGet(url.replace('/metrics', '/other'))).status, 404);
 
