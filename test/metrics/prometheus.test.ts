@@ -93,6 +93,7 @@ describe('Prometheus endpoint', { timeout: 180_000 }, () => {
     assert.equal(sample(res.text, 'nydusd_fs_read_duration_seconds_count', inst), 1);
     assert.equal(sample(res.text, 'nydusd_fs_read_size_bytes_bucket', 'le="1023"'), 1);
     assert.equal(sample(res.text, 'nydusd_backend_reads_total', inst), backend.read_count);
+    assert.equal(backend.read_count, 1, 'the one chunk read');
     assert.equal(sample(res.text, 'nydusd_backend_read_bytes_total', inst), backend.read_amount_total);
     assert.equal(sample(res.text, 'nydusd_blobcache_requests_total', `cache_id="${d.configId}"`), cache.total);
     assert.equal(sample(res.text, 'nydusd_blobcache_files', `cache_id="${d.configId}"`), cache.underlying_files.length);
