@@ -12,6 +12,7 @@ import {
 } from '../metrics/nydus-json.js';
 import { NoCounterError, processMetrics, type MetricsRegistry } from '../metrics/registry.js';
 import { ApiError } from './errors.js';
+import { RawJson } from './raw-json.js';
 import type { ApiRequest, Handler } from './handlers.js';
 
 function byId<T>(req: ApiRequest, get: (id: string | undefined) => T): T {
@@ -46,7 +47,10 @@ export function metricsHandlers(reg: MetricsRegistry = processMetrics): Record<s
     },
     getInflightMetrics: {
       wrapper: 'InflightMetrics',
-      handle: (_req, ctx) => inflightJson(ctx.daemon.fuseSession?.inflight() ?? []),
+      handle: (_req, ctx) => {
+        const text = inflightJson(ctx.daemon.fuseSession?.inflight() ?? []);
+        return text === undefined ? undefined : new RawJson(text);
+      },
     },
   };
 }

@@ -96,8 +96,13 @@ export function blobcacheJson(s: BlobcacheSnapshot) {
   };
 }
 
-/** GET /api/v1/metrics/inflight (3.5.8): the entries, or undefined (204) when nothing is in flight. */
-export function inflightJson(list: readonly InflightRequest[]) {
+/**
+ * GET /api/v1/metrics/inflight (3.5.8): the entries as JSON text, or undefined (204) when nothing is in flight. Text,
+ * because node ids of instances in VFS slots (slot << 56 | inode, 9.1) and uniques are u64: as JavaScript numbers
+ * they would be rounded.
+ */
+export function inflightJson(list: readonly InflightRequest[]): string | undefined {
   if (list.length === 0) return undefined;
-  return list.map((r) => ({ inode: Number(r.nodeId), opcode: r.opcode, unique: Number(r.unique), timestamp_secs: r.startedSecs }));
+  const entries = list.map((r) => `{"inode":${BigInt(r.nodeId)},"opcode":${r.opcode},"unique":${BigInt(r.unique)},"timestamp_secs":${r.startedSecs}}`);
+  return `[${entries.join(',')}]`;
 }

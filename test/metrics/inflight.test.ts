@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { INODE_MASK } from '../../src/fuse/protocol.js';
 import { loadImageFile } from '../image/helpers.js';
 import { request } from '../api/helpers.js';
 import { cleanupDaemons, isMounted, removeDir, requireEnv, sleep, tempDir } from '../nydusd/helpers.js';
@@ -65,7 +66,12 @@ it('inflight: 204 when idle, the stalled READ while the backend hangs, 204 again
   const entries = busy.json as { inode: number; opcode: number; unique: number; timestamp_secs: number }[];
   const read = entries.find((e) => e.opcode === FUSE_READ);
   assert.ok(read, `no READ in flight: ${busy.text}`);
-  assert.equal(read.inode, ino, 'the FUSE node id of big.bin (v5: its inode number)');
+  // the FUSE node id: the instance's VFS slot in the top byte, big.bin's inode below it (spec 9.1); exact to the
+  // last digit in the text (JSON.parse rounds numbers beyond 2^53)
+  const inodes = [...busy.text.matchAll(/"inode":(\d+),"opcode":15,/g)].map((m) => BigInt(m[1]!));
+  assert.equal(inodes.length, 1, busy.text);
+  assert.equal(inodes[0]! & INODE_MASK, BigInt(ino), `node id ${inodes[0]} is not big.bin's (inode ${ino})`);
+  assert.ok(inodes[0]! >> 56n >= 1n && inodes[0]! >> 56n <= 255n, `node id ${inodes[0]}: VFS slot 1..255`);
   assert.ok(read.unique > 0);
   assert.ok(read.timestamp_secs >= t0 && read.timestamp_secs <= Date.now() / 1000, busy.text);
   assert.equal(reader.exitCode, null, 'the reader is still waiting');

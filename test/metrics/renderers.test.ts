@@ -113,9 +113,14 @@ describe('backend, blob cache and inflight JSON (8.5, 8.6, 3.5.8)', () => {
 
   it('inflight: nothing is a 204 (undefined), entries carry node id, opcode, unique and start second', () => {
     assert.equal(inflightJson([]), undefined);
-    assert.deepEqual(inflightJson([{ nodeId: 9n, opcode: 15, unique: 42n, startedSecs: 1_700_000_000 }]), [
-      { inode: 9, opcode: 15, unique: 42, timestamp_secs: 1_700_000_000 },
+    const text = inflightJson([
+      { nodeId: 9n, opcode: 15, unique: 42n, startedSecs: 1_700_000_000 },
+      // a node of the instance in VFS slot 1 (1 << 56 | 9) and a unique beyond 2^53: every digit kept
+      { nodeId: (1n << 56n) | 9n, opcode: 1, unique: 2n ** 63n + 1n, startedSecs: 1 },
     ]);
+    assert.equal(text, '[{"inode":9,"opcode":15,"unique":42,"timestamp_secs":1700000000},'
+      + '{"inode":72057594037927945,"opcode":1,"unique":9223372036854775809,"timestamp_secs":1}]');
+    assert.deepEqual(JSON.parse(text!)[0], { inode: 9, opcode: 15, unique: 42, timestamp_secs: 1_700_000_000 });
   });
 });
 
