@@ -205,3 +205,29 @@ test('a layer two images share is fetched from the backend once', async () => {
   const stopped = await s.daemon.stop();
   assert.equal(stopped.code, 0, stopped.stderr);
 });
+
+test('PUT /api/v1/mount?mountpoint=/ swaps the image of a dedicated daemon; files opened before keep their image', async () => {
+  const s = await startShared();
+  await mount(s, '/', path.join(SAMPLES, 'v6-zstd', 'bootstrap'), configFor(s, 'root', path.join(SAMPLES, 'v6-zstd', 'blobs')));
+  expectSampleFiles(await readAll(s.mnt), '/');
+  const oldBytes = readFileSync(path.join(TREE, 'hello'));
+  const fd = openSync(path.join(s.mnt, 'hello'), 'r');
+  const repeatable = texture('repeatable', 'sha256-nocompress-repeatable');
+  await mount(s, '/', repeatable, configFor(s, 'root2', texture('repeatable', 'blobs')), 'PUT');
+  dropCaches();
+  const back = Buffer.alloc(oldBytes.length + 1);
+  const n = readSync(fd, back, 0, back.length, 0);
+  closeSync(fd);
+  assert.equal(md5(back.subarray(0, n)), md5(oldBytes));
+  // the root's cached children were dropped: the listing and the files are the new image's
+  const want = new Map(
+    splitResult(readFileSync(`${repeatable}.result`, 'utf8'))
+      .sums.trim()
+      .split('\n')
+      .map((l) => [l.slice(l.indexOf('  ') + 3), l.slice(0, l.indexOf('  '))] as const),
+  );
+  assert.deepEqual(await readAll(s.mnt), want);
+  assert.equal(existsSync(path.join(s.mnt, 'hello')), false, 'a name of the old image only is gone');
+  const stopped = await s.daemon.stop();
+  assert.equal(stopped.code, 0, stopped.stderr);
+});
