@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   const warm = new Map<Side, number[]>(sides.map((s) => [s, []]));
   const cpu = new Map<Side, number[]>(sides.map((s) => [s, []]));
   const rss = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  /** resident set of the mounted server before anything is read */
+  const rssIdle = new Map<Side, number[]>(sides.map((s) => [s, []]));
   /** resident set once the cold read has ended (idle, after the warm passes) */
   const rssAfter = new Map<Side, number[]>(sides.map((s) => [s, []]));
   /** nydusd again after a restart with the blob cache it filled, page cache dropped */
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
             server = ours ? await start(false) : await startSquashfuse(squash.file, mnt);
             dir = mnt;
           }
+          if (server?.pid) rssIdle.get(side)!.push(rssNowMiB(server.pid));
           // tmpfs has no cold state: its pages are the file; both columns read RAM.
           const c0 = server?.cpuSeconds() ?? 0;
           cold.get(side)!.push(MiB / readAll(dir));
@@ -99,9 +102,10 @@ async function main(): Promise<void> {
     median(warm.get(s)!),
     rss.get(s)!.length ? fmt(median(rss.get(s)!)) : '-',
     rssAfter.get(s)!.length ? fmt(median(rssAfter.get(s)!)) : '-',
+    rssIdle.get(s)!.length ? fmt(median(rssIdle.get(s)!)) : '-',
   ]);
   printTable(
-    ['server', `cold MiB/s per run (dd bs=${bs})`, 'cold median', 'server CPU s per GiB, cold', 'warm MiB/s per run (median of 3 passes)', 'warm median', 'server peak RSS MiB', 'server RSS MiB after the reads'],
+    ['server', `cold MiB/s per run (dd bs=${bs})`, 'cold median', 'server CPU s per GiB, cold', 'warm MiB/s per run (median of 3 passes)', 'warm median', 'server peak RSS MiB', 'server RSS MiB after the reads', 'server RSS MiB mounted, idle'],
     rows,
   );
   for (const s of sides.filter((x) => x.startsWith('nydusd'))) {
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
         ['cold CPU per GiB: nydusd-rs / nydusd (> 1 = we are cheaper)', fmt(m(cpu, 'nydusd-rs') / m(cpu, 'nydusd')), '-'],
         ['peak RSS: nydusd / nydusd-rs', fmt(m(rss, 'nydusd') / m(rss, 'nydusd-rs')), '≤ 1.5'],
         ['RSS after the reads: nydusd / nydusd-rs', fmt(m(rssAfter, 'nydusd') / m(rssAfter, 'nydusd-rs')), '≤ 1.5'],
+        ['RSS mounted, idle: nydusd / nydusd-rs', fmt(m(rssIdle, 'nydusd') / m(rssIdle, 'nydusd-rs')), '≤ 1.5'],
       ],
     );
   }
