@@ -110,7 +110,8 @@ export class RafsFs implements FileSystem {
     if (inode.ino === this.root) mode = (mode & S_IFMT) | 0o755;
     a.ino = this.nodeNum(inode.ino);
     a.size = inode.size;
-    a.blocks = Math.ceil(inode.size / 512);
+    // v5 records the count (xattr bytes included, rafs-format.md 3.6) and the reference reports it as is; v6 has none
+    a.blocks = inode.blocks ?? Math.ceil(inode.size / 512);
     a.atime = mtime;
     a.mtime = mtime;
     a.ctime = mtime;
