@@ -142,6 +142,8 @@ export interface ChunkSlice {
 }
 
 export interface BlobCacheStats {
+  /** read requests that reached this cache (one per blob I/O vector: the blobcache metrics' `total`) */
+  reads: number;
   backendReads: number;
   backendBytes: number;
   cacheHits: number;
@@ -156,7 +158,7 @@ export interface BlobCacheStats {
 
 /** The zeroed counters of one blob cache. */
 export function emptyCacheStats(): BlobCacheStats {
-  return { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
+  return { reads: 0, backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
 }
 
 export class BlobCache {
@@ -297,6 +299,11 @@ export class BlobCache {
     }
   }
 
+  /** Chunks marked ready in the chunk map (or in memory without one): the blobcache metrics' `entries_count`. */
+  get readyChunks(): number {
+    return this.map ? this.map.ready : this.memoryReady.size;
+  }
+
   /** Files this cache owns, as reported in blobcache metrics (`underlying_files`). */
   underlyingFiles(): string[] {
     return this.map ? [this.dataPath, this.mapPath] : [this.dataPath];
@@ -324,6 +331,7 @@ export class BlobCache {
    * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
   async read(f: FetchOptions, slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
+    this.stats.reads++;
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
