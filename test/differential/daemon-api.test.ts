@@ -14,6 +14,7 @@ import { fileDigests } from '../nydusd/tree-listing.js';
 import { ask, compareAnswers, type ApiDifference, type ApiRequest } from './api-shape.js';
 import { sample } from './images.js';
 import { KnownTable } from './known.js';
+import { isV24ConfigKey } from './v24-keys.js';
 import { BOTH, mountImage, sharedDaemon, type Side } from './peer-daemons.js';
 
 const IMAGE = sample('v6-zstd');
@@ -22,12 +23,8 @@ const OTHER = sample('v6-lz4_block');
 const KNOWN = new KnownTable<ApiDifference>([
   {
     what: 'DaemonInfo config (v1 and the shared instance): keys of nydus v2.4 that the reference 2.2.0 does not have',
-    reason:
-      'our target is v2.4 (DECISIONS.md 1), whose config serialization adds external_backends, overlay, stream_prefetch and the encryption ' +
-      'keys of filecache (spec nydusd-runtime.md 3.5.1: nydusctl 2.4 deserializes them strictly); localfs.timeout is ours (README)',
-    matches: (d) =>
-      d.kind === 'extra key' &&
-      /^backend_collection\.[^.]+\.config\.(external_backends|overlay|cache\.prefetch\.stream_prefetch|rafs\.prefetch\.stream_prefetch|cache\.filecache\.(enable_encryption|enable_convergent_encryption|encryption_key)|backend\.localfs\.timeout)$/.test(d.path),
+    reason: 'our target is v2.4 (DECISIONS.md 1); the keys and why are in v24-keys.ts',
+    matches: (d) => d.kind === 'extra key' && isV24ConfigKey(d.path),
   },
   {
     what: 'GET /api/v1/daemon/backend: batch_size, blob_device_table_count and blob_device_table_offset only from ours',
