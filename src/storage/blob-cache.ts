@@ -260,6 +260,7 @@ export class BlobCache {
       }
       if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
       this.fileSize = Math.max(size, fullSize);
+      if (!this.raw && !stale) this.adoptLegacyMap(path.join(opts.workDir, `${blob.blobId}.chunk_map`));
       let map = blob.chunkCount > 0 ? this.openMap(stale) : undefined;
       if (map && size === 0 && map.ready > 0) {
         // the data file is new (or was emptied) but a chunk map says some of it is there
@@ -280,6 +281,22 @@ export class BlobCache {
       } catch {
         // buffered writes only: the same bytes for more CPU
       }
+    }
+  }
+
+  /**
+   * nydusd 2.2 names the chunk map `<blob>.chunk_map` beside the same `.blob.data` (v2.4 and we add `.blob.data`;
+   * the format is the same, spec nydusd-runtime.md 6.2). Without a map of our own, that one is taken over by a hard
+   * link, so a cache directory filled by 2.2 is served without refetching, and either daemon's new bits are the
+   * other's. openOrReset still checks its header and size.
+   */
+  private adoptLegacyMap(legacy: string): void {
+    if (fs.existsSync(this.mapPath) || !fs.existsSync(legacy)) return;
+    try {
+      fs.linkSync(legacy, this.mapPath);
+      this.opts.log?.('info', `blob cache ${this.mapPath}: taken over from ${legacy} (the chunk map name of nydusd 2.2)`);
+    } catch (err) {
+      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot take over ${legacy} (${(err as Error).message}); its chunks will be fetched again`);
     }
   }
 
