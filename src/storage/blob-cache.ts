@@ -72,6 +72,9 @@ const MAX_FETCH_CHUNKS = 1024;
  * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
  */
 const SMALL_CHUNK = 64 * 1024;
+
+/** The ArrayBuffers chunkBuffer took from native.alignedBuffer: page-aligned, zero past the chunk to 4 KiB. */
+const alignedMemory = new WeakSet<ArrayBufferLike>();
 /**
  * Chunks up to this size decode on the main thread: handing one to the libuv pool costs the main thread ~20 us (work
  * item, promise, completion), a synchronous decode of a few KiB less, and a fetch of 1024 tiny chunks queued them all
@@ -257,6 +260,7 @@ export class BlobCache {
       }
       if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
       this.fileSize = Math.max(size, fullSize);
+      if (!this.raw && !stale) this.adoptLegacyMap(path.join(opts.workDir, `${blob.blobId}.chunk_map`));
       let map = blob.chunkCount > 0 ? this.openMap(stale) : undefined;
       if (map && size === 0 && map.ready > 0) {
         // the data file is new (or was emptied) but a chunk map says some of it is there
@@ -277,6 +281,22 @@ export class BlobCache {
       } catch {
         // buffered writes only: the same bytes for more CPU
       }
+    }
+  }
+
+  /**
+   * nydusd 2.2 names the chunk map `<blob>.chunk_map` beside the same `.blob.data` (v2.4 and we add `.blob.data`;
+   * the format is the same, spec nydusd-runtime.md 6.2). Without a map of our own, that one is taken over by a hard
+   * link, so a cache directory filled by 2.2 is served without refetching, and either daemon's new bits are the
+   * other's. openOrReset still checks its header and size.
+   */
+  private adoptLegacyMap(legacy: string): void {
+    if (fs.existsSync(this.mapPath) || !fs.existsSync(legacy)) return;
+    try {
+      fs.linkSync(legacy, this.mapPath);
+      this.opts.log?.('info', `blob cache ${this.mapPath}: taken over from ${legacy} (the chunk map name of nydusd 2.2)`);
+    } catch (err) {
+      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot take over ${legacy} (${(err as Error).message}); its chunks will be fetched again`);
     }
   }
 
@@ -726,7 +746,10 @@ export class BlobCache {
     if (size < SMALL_CHUNK) return Buffer.allocUnsafe(size);
     const slot = this.opts.arena?.take(size);
     if (slot) return slot;
-    return this.directFd >= 0 ? native.alignedBuffer(size).subarray(0, size) : Buffer.allocUnsafe(size);
+    if (this.directFd < 0) return Buffer.allocUnsafe(size);
+    const block = native.alignedBuffer(size);
+    alignedMemory.add(block.buffer);
+    return block.subarray(0, size);
   }
 
   /** Why `plain` is not the chunk's content (expected and actual digest), or undefined when it is (or nothing can tell). */
@@ -780,7 +803,10 @@ export class BlobCache {
     if (!this.direct || plain.length === 0 || chunk.uncompressedOffset % DIRECT_ALIGN !== 0) return undefined;
     const padded = roundUp(plain.length);
     const end = chunk.uncompressedOffset + padded;
-    // all chunk memory is page-aligned while direct writes are on (chunkBuffer): arena slots and alignedBuffer
+    // only memory chunkBuffer allocated page-aligned with zero padding (arena slots, alignedBuffer) goes out padded:
+    // a small chunk in Node's shared Buffer pool can sit at a 4 KiB byteOffset, but its "padding" is whatever else
+    // the pool holds (other chunks, request data), which must never reach the cache file
+    if (!(this.opts.arena?.owns(plain) || alignedMemory.has(plain.buffer))) return undefined;
     if (end > this.fileSize || plain.byteOffset % DIRECT_ALIGN !== 0 || plain.byteOffset + padded > plain.buffer.byteLength) return undefined;
     if (padded !== plain.length) {
       const next = this.neighbours?.(chunk.index + 1);

@@ -173,9 +173,12 @@ export class Daemon {
     readonly mountpoint?: string,
     /** run as this user instead of root, from `nydusd` (default NYDUSD) */
     user?: RunAs,
+    /** an executable to run instead of our nydusd (the reference daemon of test/differential) */
+    program?: string,
   ) {
     const { nydusd = NYDUSD, ...ids } = user ?? {};
-    this.child = spawn(process.execPath, [nydusd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    const [cmd, argv] = program ? [program, args] : [process.execPath, [nydusd, ...args]];
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     live.add(this);
