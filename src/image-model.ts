@@ -123,6 +123,8 @@ export interface Inode {
   digest?: Buffer;
   /** true when the inode carries extended attributes */
   hasXattr: boolean;
+  /** v5 only: the 512-byte block count the builder recorded (i_blocks), which nydusd reports as st_blocks */
+  blocks?: number;
 }
 
 /** One directory entry as returned by readdir ('.' and '..' excluded). */

@@ -7,6 +7,7 @@ import { superblockSummary } from '../service/superblock-summary.js';
 import { CONFIG_HANDLERS } from './config-handlers.js';
 import { daemonInfo } from './daemon-info.js';
 import { ApiError, notImplemented } from './errors.js';
+import { metricsHandlers } from './metrics-handlers.js';
 import { mountFilesystem, remountFilesystem, umountFilesystem } from './mount-handlers.js';
 
 export interface ApiRequest {
@@ -40,7 +41,6 @@ function setLogLevel(req: ApiRequest, ctx: ApiContext): undefined {
   return undefined;
 }
 
-const METRICS = 'the metrics routes arrive with the rest of issue 9 (src/metrics)';
 const FAILOVER = 'failover and hot upgrade (supervisor fd passing) are not implemented by this nydusd yet';
 const NO_BLOB_MANAGER = 'unsupported: /api/v2/blobs needs the blob-cache manager of a singleton (fscache) daemon, which this FUSE nydusd does not run';
 
@@ -78,12 +78,7 @@ export const HANDLERS: Record<string, Handler> = {
   mountFilesystem: { wrapper: 'Mount', handle: mountFilesystem },
   remountFilesystem: { wrapper: 'Mount', handle: remountFilesystem },
   umountFilesystem: { wrapper: 'Mount', handle: umountFilesystem },
-  getGlobalMetrics: { wrapper: 'GlobalMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getFilesMetrics: { wrapper: 'FsFilesMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getPatternMetrics: { wrapper: 'Pattern', handle: () => { throw notImplemented(METRICS); } },
-  getBackendMetrics: { wrapper: 'BackendMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getBlobcacheMetrics: { wrapper: 'BlobcacheMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getInflightMetrics: { wrapper: 'InflightMetrics', handle: () => { throw notImplemented(METRICS); } },
+  ...metricsHandlers(),
   getDynamicConfig: CONFIG_HANDLERS.get,
   updateDynamicConfig: CONFIG_HANDLERS.put,
   createBlobObject: { wrapper: 'CreateBlobObject', handle: () => { throw new ApiError(501, NO_BLOB_MANAGER); } },

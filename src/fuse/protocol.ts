@@ -233,6 +233,13 @@ export interface Attr {
   atime?: number;
   mtime?: number;
   ctime?: number;
+  /**
+   * Nanoseconds of the times, when they are given apart: `atime`/`mtime`/`ctime` are then whole seconds. A time as
+   * one float of seconds keeps only about 240 ns at today's dates, so an image's exact mtime needs the two fields.
+   */
+  atimeNsec?: number;
+  mtimeNsec?: number;
+  ctimeNsec?: number;
   mode: number;
   nlink?: number;
   uid?: number;
@@ -258,13 +265,13 @@ function writeU64(b: Buffer, v: bigint | number, off: number): void {
   }
 }
 
-/** Seconds and nanoseconds of a time in seconds; not finite or negative is 0. */
-function writeTime(b: Buffer, secOff: number, nsecOff: number, t: number): void {
+/** Seconds and nanoseconds of a time in seconds (or whole seconds and `nsec` apart); not finite or negative is 0. */
+function writeTime(b: Buffer, secOff: number, nsecOff: number, t: number, nsec?: number): void {
   if (!Number.isFinite(t) || t < 0) t = 0;
   const sec = Math.floor(t);
   // beyond 2^64 - 1 (a huge cache timeout) the field saturates
   writeU64(b, sec < 2 ** 64 ? sec : U64_MAX, secOff);
-  b.writeUInt32LE(Math.min(999_999_999, Math.round((t - sec) * 1e9)), nsecOff);
+  b.writeUInt32LE(Math.min(999_999_999, nsec ?? Math.round((t - sec) * 1e9)), nsecOff);
 }
 
 export function writeAttr(b: Buffer, off: number, a: Attr): void {
@@ -272,9 +279,9 @@ export function writeAttr(b: Buffer, off: number, a: Attr): void {
   writeU64(b, a.size, off + 8);
   const blocks = a.blocks ?? (typeof a.size === 'number' ? Math.ceil(a.size / 512) : (a.size + 511n) / 512n);
   writeU64(b, blocks, off + 16);
-  writeTime(b, off + 24, off + 48, a.atime ?? 0);
-  writeTime(b, off + 32, off + 52, a.mtime ?? 0);
-  writeTime(b, off + 40, off + 56, a.ctime ?? 0);
+  writeTime(b, off + 24, off + 48, a.atime ?? 0, a.atimeNsec);
+  writeTime(b, off + 32, off + 52, a.mtime ?? 0, a.mtimeNsec);
+  writeTime(b, off + 40, off + 56, a.ctime ?? 0, a.ctimeNsec);
   b.writeUInt32LE(a.mode >>> 0, off + 60);
   b.writeUInt32LE(a.nlink ?? 1, off + 64);
   b.writeUInt32LE(a.uid ?? 0, off + 68);
@@ -284,7 +291,10 @@ export function writeAttr(b: Buffer, off: number, a: Attr): void {
   b.writeUInt32LE(0, off + 84); // fuse_attr.flags (submount/dax): never set for RAFS
 }
 
-export function decodeAttr(b: Buffer, off = 0): Required<Attr> {
+/** Attributes as decoded: times as float seconds (the `*Nsec` fields are only an input form). */
+export type DecodedAttr = Required<Omit<Attr, 'atimeNsec' | 'mtimeNsec' | 'ctimeNsec'>>;
+
+export function decodeAttr(b: Buffer, off = 0): DecodedAttr {
   const t = (s: number, ns: number) => Number(b.readBigUInt64LE(off + s)) + b.readUInt32LE(off + ns) / 1e9;
   return {
     ino: b.readBigUInt64LE(off),
@@ -542,7 +552,7 @@ export class DirentWriter {
   }
 }
 
-export interface DecodedDirent { ino: bigint; off: bigint; type: number; name: string; entry?: { nodeId: bigint; attr: Required<Attr> } }
+export interface DecodedDirent { ino: bigint; off: bigint; type: number; name: string; entry?: { nodeId: bigint; attr: DecodedAttr } }
 
 /** Inverse of DirentWriter, for tests. */
 export function decodeDirents(b: Buffer, plus: boolean): DecodedDirent[] {

@@ -44,7 +44,7 @@ export class RafsFs implements FileSystem {
   /** end offset of the last read of each recently read file, to spot sequential readers */
   private readonly lastEnd = new Map<number, number>();
   /** the attributes of the entry being listed: one object for all of them */
-  private readonly scratch: AttrFields = { ino: 0, size: 0, blocks: 0, atime: 0, mtime: 0, ctime: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+  private readonly scratch: AttrFields = { ino: 0, size: 0, blocks: 0, atime: 0, mtime: 0, ctime: 0, atimeNsec: 0, mtimeNsec: 0, ctimeNsec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
   constructor(
     readonly bootstrap: Bootstrap,
@@ -105,15 +105,18 @@ export class RafsFs implements FileSystem {
 
   /** Writes `inode`'s attributes into `a` (listings reuse one object for every entry) and returns it. */
   private fillAttr(inode: Inode, a: AttrFields): AttrFields {
-    const mtime = inode.mtime === 0 && inode.mtimeNsec === 0 ? this.startTime : inode.mtime + inode.mtimeNsec / 1e9;
+    // seconds and nanoseconds stay apart: as one float they would lose the image's exact nanoseconds
+    const zero = inode.mtime === 0 && inode.mtimeNsec === 0;
+    const mtime = zero ? Math.floor(this.startTime) : inode.mtime;
+    const nsec = zero ? Math.round((this.startTime - mtime) * 1e9) : inode.mtimeNsec;
     let mode = inode.mode;
     if (inode.ino === this.root) mode = (mode & S_IFMT) | 0o755;
     a.ino = this.nodeNum(inode.ino);
     a.size = inode.size;
-    a.blocks = Math.ceil(inode.size / 512);
-    a.atime = mtime;
-    a.mtime = mtime;
-    a.ctime = mtime;
+    // v5 records the count (xattr bytes included, rafs-format.md 3.6) and the reference reports it as is; v6 has none
+    a.blocks = inode.blocks ?? Math.ceil(inode.size / 512);
+    a.atime = a.mtime = a.ctime = mtime;
+    a.atimeNsec = a.mtimeNsec = a.ctimeNsec = Math.min(nsec, 999_999_999);
     a.mode = mode;
     a.nlink = inode.nlink;
     a.uid = this.explicitIds ? inode.uid : this.uid;

@@ -26,6 +26,7 @@ interface V5Record {
   gid: number;
   mode: number;
   size: number;
+  blocks: number;
   flags: number;
   nlink: number;
   childIndex: number;
@@ -188,6 +189,7 @@ export class V5Bootstrap implements Bootstrap {
       uid: buf.readUInt32LE(off + 48),
       gid: buf.readUInt32LE(off + 52),
       size: u64(buf, off + 64, `${what} i_size`),
+      blocks: u64(buf, off + 72, `${what} i_blocks`),
       nlink: buf.readUInt32LE(off + 88),
       childIndex: buf.readUInt32LE(off + 92),
       childCount: buf.readUInt32LE(off + 96),
@@ -226,7 +228,7 @@ export class V5Bootstrap implements Bootstrap {
     const r = this.record(ino);
     return {
       ino, linkIno: r.linkIno, mode: r.mode, uid: r.uid, gid: r.gid, size: r.size, mtime: r.mtime, mtimeNsec: r.mtimeNsec,
-      nlink: r.nlink, rdev: r.rdev, digest: r.digest, hasXattr: r.xattrs !== undefined && r.xattrs.length > 0,
+      nlink: r.nlink, rdev: r.rdev, digest: r.digest, hasXattr: r.xattrs !== undefined && r.xattrs.length > 0, blocks: r.blocks,
     };
   }
 

@@ -18,6 +18,8 @@ export interface DaemonArgs {
   apisock?: string;
   /** permission bits of the API socket (our extension; default 0600, owner only) */
   apisockMode: number;
+  /** `host:port` of the Prometheus endpoint (our extension), e.g. 127.0.0.1:9110 */
+  metricsAddress?: string;
   config?: string;
   id?: string;
   supervisor?: string;
@@ -75,6 +77,15 @@ const FLAGS: FlagSpec[] = [
       a.apisockMode = parseInt(v, 8);
     },
   },
+  {
+    names: ['--metrics-address'], scope: 'global', takesValue: true, valueName: '<host:port>',
+    apply: (a, v) => {
+      if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) {
+        throw new UsageError(`invalid value '${v}' for '--metrics-address': expected host:port, e.g. 127.0.0.1:9110`);
+      }
+      a.metricsAddress = v;
+    },
+  },
   { names: ['--config', '-C'], scope: 'global', takesValue: true, valueName: '<file>', apply: (a, v) => (a.config = v) },
   { names: ['--id'], scope: 'global', takesValue: true, valueName: '<id>', apply: (a, v) => (a.id = v) },
   { names: ['--supervisor'], scope: 'global', takesValue: true, valueName: '<path>', apply: (a, v) => (a.supervisor = v) },
@@ -129,6 +140,8 @@ Global options:
       --apisock-mode <mode>    permissions of the API socket [default: 0600, owner only]; e.g. 0660 to let
                                the owner's group in (an extension of nydus-ts)
   -C, --config <file>          RAFS configuration (v1/v2 JSON, v2 TOML, YAML)
+      --metrics-address <host:port>  serve Prometheus metrics at http://<host:port>/metrics (an extension of
+                               nydus-ts; give a loopback address such as 127.0.0.1:9110)
       --id <id>                daemon id (requires --supervisor)
       --supervisor <path>      supervisor socket for failover (requires --id)
       --upgrade                start in takeover mode (requires --apisock)

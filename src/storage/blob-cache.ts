@@ -72,6 +72,9 @@ const MAX_FETCH_CHUNKS = 1024;
  * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
  */
 const SMALL_CHUNK = 64 * 1024;
+
+/** The ArrayBuffers chunkBuffer took from native.alignedBuffer: page-aligned, zero past the chunk to 4 KiB. */
+const alignedMemory = new WeakSet<ArrayBufferLike>();
 /**
  * Chunks up to this size decode on the main thread: handing one to the libuv pool costs the main thread ~20 us (work
  * item, promise, completion), a synchronous decode of a few KiB less, and a fetch of 1024 tiny chunks queued them all
@@ -139,6 +142,8 @@ export interface ChunkSlice {
 }
 
 export interface BlobCacheStats {
+  /** read requests that reached this cache (one per blob I/O vector: the blobcache metrics' `total`) */
+  reads: number;
   backendReads: number;
   backendBytes: number;
   cacheHits: number;
@@ -153,7 +158,7 @@ export interface BlobCacheStats {
 
 /** The zeroed counters of one blob cache. */
 export function emptyCacheStats(): BlobCacheStats {
-  return { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
+  return { reads: 0, backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
 }
 
 export class BlobCache {
@@ -255,6 +260,7 @@ export class BlobCache {
       }
       if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
       this.fileSize = Math.max(size, fullSize);
+      if (!this.raw && !stale) this.adoptLegacyMap(path.join(opts.workDir, `${blob.blobId}.chunk_map`));
       let map = blob.chunkCount > 0 ? this.openMap(stale) : undefined;
       if (map && size === 0 && map.ready > 0) {
         // the data file is new (or was emptied) but a chunk map says some of it is there
@@ -279,6 +285,22 @@ export class BlobCache {
   }
 
   /**
+   * nydusd 2.2 names the chunk map `<blob>.chunk_map` beside the same `.blob.data` (v2.4 and we add `.blob.data`;
+   * the format is the same, spec nydusd-runtime.md 6.2). Without a map of our own, that one is taken over by a hard
+   * link, so a cache directory filled by 2.2 is served without refetching, and either daemon's new bits are the
+   * other's. openOrReset still checks its header and size.
+   */
+  private adoptLegacyMap(legacy: string): void {
+    if (fs.existsSync(this.mapPath) || !fs.existsSync(legacy)) return;
+    try {
+      fs.linkSync(legacy, this.mapPath);
+      this.opts.log?.('info', `blob cache ${this.mapPath}: taken over from ${legacy} (the chunk map name of nydusd 2.2)`);
+    } catch (err) {
+      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot take over ${legacy} (${(err as Error).message}); its chunks will be fetched again`);
+    }
+  }
+
+  /**
    * The persistent chunk map, or none when it cannot be created or read (a full or failing cache disk): the cache
    * then keeps readiness in memory for this run, which costs fetching again after a restart, never a wrong byte.
    */
@@ -292,6 +314,11 @@ export class BlobCache {
       fs.rmSync(this.mapPath, { force: true });
       return undefined;
     }
+  }
+
+  /** Chunks marked ready in the chunk map (or in memory without one): the blobcache metrics' `entries_count`. */
+  get readyChunks(): number {
+    return this.map ? this.map.ready : this.memoryReady.size;
   }
 
   /** Files this cache owns, as reported in blobcache metrics (`underlying_files`). */
@@ -321,6 +348,7 @@ export class BlobCache {
    * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
   async read(f: FetchOptions, slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
+    this.stats.reads++;
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
@@ -333,10 +361,54 @@ export class BlobCache {
     return Promise.all(slices.map((s) => this.readSlice(f, s, lease)));
   }
 
-  /** Starts fetching the chunks that are neither ready nor in flight, without waiting (readahead). */
+  /**
+   * Readahead, without waiting: chunks neither ready nor in flight are fetched; ready ones are loaded from the cache file
+   * into memory, so that a sequential reader's next READs find them there instead of each waiting for its own pread
+   * (a restart on a filled cache read 371 MiB/s against the reference's 1,556, BENCHMARKS.md run S).
+   */
   prefetch(f: FetchOptions, chunks: ChunkInfo[]): void {
-    const missing = chunks.filter((c) => !this.available(this.key(c)));
+    const missing: ChunkInfo[] = [];
+    for (const c of chunks) {
+      const key = this.key(c);
+      if (this.inflight.has(key) || this.recent.has(key)) continue;
+      if (!this.readyNow(key)) missing.push(c);
+      else if (this.recentBudget.admits(c.uncompressedSize) && !this.beyondCut(c)) {
+        if (this.raw) this.loadRaw(f, c);
+        else this.loadAhead(f, c);
+      }
+    }
     if (missing.length > 0) this.startFetch(f, missing, []);
+  }
+
+  /** A ready chunk of the default layout read whole from the cache file ahead of its readers, in flight until then. */
+  private loadAhead(f: FetchOptions, chunk: ChunkInfo): void {
+    const key = this.key(chunk);
+    const self: { load?: Promise<Buffer> } = {};
+    const p: Promise<Buffer> = (async () => {
+      try {
+        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
+        const bad = f.validateCache ? this.mismatch(chunk, whole) : undefined;
+        if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
+        return whole;
+      } catch (err) {
+        // the readers waiting here get the chunk from the backend, never the bytes that failed; the fetch lets go of
+        // its memory once the chunk is written, so this load hands it on with a hold of its own (as loadRaw does)
+        const fetched = await this.repair(f, chunk, (err as Error).message, self.load);
+        this.opts.arena?.hold(fetched);
+        return fetched;
+      }
+    })();
+    self.load = p;
+    this.inflight.set(key, p);
+    p.then(
+      (plain) => {
+        this.remember(key, plain);
+        setImmediate(() => this.opts.arena?.release(plain));
+      },
+      () => undefined,
+    ).finally(() => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    });
   }
 
   /**
@@ -674,7 +746,10 @@ export class BlobCache {
     if (size < SMALL_CHUNK) return Buffer.allocUnsafe(size);
     const slot = this.opts.arena?.take(size);
     if (slot) return slot;
-    return this.directFd >= 0 ? native.alignedBuffer(size).subarray(0, size) : Buffer.allocUnsafe(size);
+    if (this.directFd < 0) return Buffer.allocUnsafe(size);
+    const block = native.alignedBuffer(size);
+    alignedMemory.add(block.buffer);
+    return block.subarray(0, size);
   }
 
   /** Why `plain` is not the chunk's content (expected and actual digest), or undefined when it is (or nothing can tell). */
@@ -728,7 +803,10 @@ export class BlobCache {
     if (!this.direct || plain.length === 0 || chunk.uncompressedOffset % DIRECT_ALIGN !== 0) return undefined;
     const padded = roundUp(plain.length);
     const end = chunk.uncompressedOffset + padded;
-    // all chunk memory is page-aligned while direct writes are on (chunkBuffer): arena slots and alignedBuffer
+    // only memory chunkBuffer allocated page-aligned with zero padding (arena slots, alignedBuffer) goes out padded:
+    // a small chunk in Node's shared Buffer pool can sit at a 4 KiB byteOffset, but its "padding" is whatever else
+    // the pool holds (other chunks, request data), which must never reach the cache file
+    if (!(this.opts.arena?.owns(plain) || alignedMemory.has(plain.buffer))) return undefined;
     if (end > this.fileSize || plain.byteOffset % DIRECT_ALIGN !== 0 || plain.byteOffset + padded > plain.buffer.byteLength) return undefined;
     if (padded !== plain.length) {
       const next = this.neighbours?.(chunk.index + 1);

@@ -102,8 +102,7 @@ test('set log-level changes the daemon\'s level (and prints nothing); a level th
   assert.equal((await nydusctl('--sock', d.sock, 'set', 'log-level', 'info')).code, 0);
 });
 
-test('every metrics kind asks its route: until the metrics routes land they answer 501, which nydusctl prints, exit 1', async () => {
-  // the lead switches these to the text of each kind when src/metrics lands (they answer 501 on main today)
+test('every metrics kind asks its route and prints its answer; --raw prints the route\'s JSON; exit 0', async () => {
   const kinds: [string[], string][] = [
     [['metrics', 'backend'], '/api/v1/metrics/backend'],
     [['backend'], '/api/v1/metrics/backend'],
@@ -118,15 +117,23 @@ test('every metrics kind asks its route: until the metrics routes land they answ
     [['metrics', 'fsstats', '--id', '/'], '/api/v1/metrics?id=/'],
   ];
   for (const [argv, url] of kinds) {
-    const expected = await apiError('GET', url);
-    assert.equal(expected.status, 501, url);
-    for (const raw of [[], ['--raw']]) {
-      const r = await nydusctl('--sock', d.sock, ...raw, ...argv);
-      assert.equal(r.code, 1, `${argv.join(' ')}: ${r.stderr}`);
-      assert.equal(r.stdout, '');
-      assert.equal(r.stderr, expected.line, argv.join(' '));
-    }
+    const text = await nydusctl('--sock', d.sock, ...argv);
+    assert.equal(text.code, 0, `${argv.join(' ')}: ${text.stderr}`);
+    assert.equal(text.stderr, '', argv.join(' '));
+    assert.notEqual(text.stdout.trim(), '', argv.join(' '));
+    const raw = await nydusctl('--sock', d.sock, '--raw', ...argv);
+    assert.equal(raw.code, 0, `--raw ${argv.join(' ')}: ${raw.stderr}`);
+    // nothing reads the mount meanwhile: the route answers the same now
+    const api = await request(d.sock, 'GET', url);
+    if (api.status === 204) assert.equal(raw.stdout, '', `--raw ${argv.join(' ')}: nothing in flight prints nothing`);
+    else assert.deepEqual(JSON.parse(raw.stdout), api.json, `--raw ${argv.join(' ')}`);
   }
+  // an unknown id is the API's 404, printed as the reference's nydusctl does, exit 1
+  const missing = await apiError('GET', '/api/v1/metrics?id=/nope');
+  assert.equal(missing.status, 404);
+  const r = await nydusctl('--sock', d.sock, 'metrics', 'fsstats', '--id', '/nope');
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, missing.line);
 });
 
 test('mount attaches an image in a shared daemon, info lists it, umount detaches it; a second umount is the API\'s error', async () => {

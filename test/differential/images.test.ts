@@ -2,14 +2,16 @@
 // fs-version x compressor x digester both tools support, the reference nydus-image's image mounted by our nydusd and
 // our image mounted by the reference nydusd show the source tree byte for byte; each tool's `check` and `inspect`
 // accept the other's images and agree on what they count. Differences are failures unless KNOWN below says why.
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { requirePeers } from '../helpers/peers.js';
 import { cleanupDaemons, removeDir, requireEnv, tempDir } from '../nydusd/helpers.js';
 import { generateTree, nydusImage, run, snapshotDisk, type Snapshot } from '../image/helpers.js';
-import { crossCheck, differences, explain, imageOk, listMounted, refImage, type KnownDifference, type Tool } from './helpers.js';
+import { crossCheck, imageOk, refImage, type Tool } from './image-tools.js';
+import { KnownTable } from './known.js';
+import { describeDifference, differences, listMounted, type Difference } from './mount-listing.js';
 
 const CHUNK = 0x1000;
 const VERSIONS = ['5', '6'] as const;
@@ -26,17 +28,22 @@ interface Case {
   daemon: Tool;
 }
 
+/** A difference between the source tree and what a mount of its image shows, and where it was seen. */
+interface CaseDifference {
+  c: Case;
+  d: Difference;
+}
+
 /** Known, intended differences between what a mount shows and its source; every other difference fails. */
-const KNOWN: Array<KnownDifference<Case>> = [
+const KNOWN = new KnownTable<CaseDifference>([
   {
-    id: 'oci-whiteouts-consumed',
-    when: (c) => c.source === 'dir',
-    matches: (d) => d.field === 'presence' && d.got === false && /\/\.wh\.[^/]*$/.test(d.path),
+    what: 'the `.wh.*` files of a directory source are not in the image',
     reason: 'with the default OCI whiteout spec both builders drop `.wh.<name>` and `.wh..wh..opq` files of a ' +
       'directory source (they delete or hide lower-layer entries and are never files of the image); from a tar, ' +
       'both keep them as they are, for `merge` to apply',
+    matches: ({ c, d }) => c.source === 'dir' && d.field === 'presence' && d.got === false && /\/\.wh\.[^/]*$/.test(d.path),
   },
-];
+]);
 
 describe('differential: images of either nydus-image mount byte-exactly with the other nydusd', () => {
   let work: string;
@@ -91,14 +98,14 @@ describe('differential: images of either nydus-image mount byte-exactly with the
             }
             for (const tool of ['ref', 'ours'] as const) crossCheck(built[tool].boot, built[tool].blobs, `${tool}-built`);
             // both directions are listed before anything is asserted, so a failure shows all there is
-            const problems: Record<string, { unlisted: string[]; unseen: string[] }> = {};
+            const problems: Record<string, string[]> = {};
             for (const [builder, daemon] of [['ref', 'ours'], ['ours', 'ref']] as const) {
               const c: Case = { source, version, compressor, digester, builder, daemon };
               const { boot, blobs } = built[builder];
               const { listing: got, note } = await listMounted(daemon, boot, blobs, path.join(out, `${builder}-on-${daemon}`));
               if (note) t.diagnostic(note);
-              const r = explain(differences(source === 'dir' ? expected : expectedTar, got), KNOWN, c);
-              if (r.unlisted.length > 0 || r.unseen.length > 0) problems[`${builder}-built on ${daemon} nydusd`] = r;
+              const left = KNOWN.unexplained(differences(source === 'dir' ? expected : expectedTar, got).map((d) => ({ c, d })));
+              if (left.length > 0) problems[`${builder}-built on ${daemon} nydusd`] = left.map(({ d }) => describeDifference(d));
             }
             assert.deepEqual(problems, {});
           });
@@ -106,6 +113,8 @@ describe('differential: images of either nydus-image mount byte-exactly with the
       }
     }
   }
+
+  test('every KNOWN-DIFFERENCES entry still matches a difference', () => KNOWN.assertAllUsed());
 });
 
 // Inputs the reference 2.2.0 mishandles: pinned here, so the day a newer pin handles them the test says so, and
@@ -147,7 +156,7 @@ describe('differential: layer tars the reference 2.2.0 mishandles', () => {
     const { listing, note } = await listMounted('ref', path.join(out, 'boot'), blobs, out);
     if (note) t.diagnostic(note);
     listing.delete('/');
-    assert.deepEqual(differences(tree, listing), []);
+    assert.deepEqual(differences(tree, listing).map(describeDifference), []);
   }
 
   it('a pax xattr record whose value holds a newline: the reference refuses the tar, ours builds it', async (t) => {
@@ -182,7 +191,7 @@ describe('differential: layer tars the reference 2.2.0 mishandles', () => {
     const { listing, note } = await listMounted('ours', path.join(v6, 'boot'), path.join(v6, 'blobs'), v6);
     if (note) t.diagnostic(note);
     listing.delete('/');
-    assert.deepEqual(differences(tree, listing), []);
+    assert.deepEqual(differences(tree, listing).map(describeDifference), []);
     for (const version of ['5', '6']) await oursServedByRef(t, tar, tree, version);
   });
 });

@@ -2,7 +2,7 @@
 // xattrs (test/image/oci-layers.ts), each built with `--whiteout-spec none` as nydus-snapshotter does and merged,
 // with every pairing of layer builder and merger among the two tools, mounted with the other tool's nydusd, show
 // what the kernel's overlayfs shows for the same tars stacked. Differences fail unless KNOWN says why.
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
@@ -10,26 +10,20 @@ import { requirePeers } from '../helpers/peers.js';
 import { cleanupDaemons, removeDir, requireEnv, tempDir } from '../nydusd/helpers.js';
 import { nydusImageOk, type Snapshot } from '../image/helpers.js';
 import { overlaySnapshot, writeLayerTars } from '../image/oci-layers.js';
-import { crossCheck, differences, explain, imageOk, listMounted, type KnownDifference, type Tool } from './helpers.js';
-
-interface Case {
-  version: '5' | '6';
-  layers: Tool;
-  merger: Tool;
-  daemon: Tool;
-}
+import { crossCheck, imageOk, type Tool } from './image-tools.js';
+import { KnownTable } from './known.js';
+import { describeDifference, differences, listMounted, type Difference } from './mount-listing.js';
 
 /** Known, intended differences between a merged image's mount and the overlayfs stack; every other one fails. */
-const KNOWN: Array<KnownDifference<Case>> = [
+const KNOWN = new KnownTable<Difference>([
   {
-    id: 'overlayfs-nlink',
-    when: () => true,
-    matches: (d) => d.field === 'nlink',
+    what: 'nlink against the overlayfs stack',
     reason: 'the expectation comes from overlayfs, which reports nlink 1 for a merged directory and keeps a lower ' +
       "file's own count after another link to it was deleted by an upper layer; both tools count links in the " +
       'merged tree (2 + subdirectories, live hardlinks), and the test requires the two tools to agree on it',
+    matches: (d) => d.field === 'nlink',
   },
-];
+]);
 
 describe('differential: merge of a multi-layer set gives the overlayfs tree with both tools', () => {
   let work: string;
@@ -72,7 +66,7 @@ describe('differential: merge of a multi-layer set gives the overlayfs tree with
           return boot;
         });
       }
-      const problems: Record<string, { unlisted: string[]; unseen: string[] }> = {};
+      const problems: Record<string, string[]> = {};
       const listings = new Map<string, Snapshot>();
       const blobTables = new Map<string, string[]>();
       for (const layers of ['ref', 'ours'] as const) {
@@ -84,12 +78,11 @@ describe('differential: merge of a multi-layer set gives the overlayfs tree with
             blobs: Array<{ blob_id: string }>;
           }).blobs.map((b) => b.blob_id));
           const daemon: Tool = merger === 'ref' ? 'ours' : 'ref';
-          const c: Case = { version, layers, merger, daemon };
           const { listing: got, note } = await listMounted(daemon, merged, blobs, path.join(out, `${layers}-${merger}-on-${daemon}`));
           if (note) t.diagnostic(note);
-          const r = explain(differences(overlay, got), KNOWN, c);
+          const left = KNOWN.unexplained(differences(overlay, got));
           const name = `${layers} layers, ${merger} merge, on ${daemon} nydusd`;
-          if (r.unlisted.length > 0 || r.unseen.length > 0) problems[name] = r;
+          if (left.length > 0) problems[name] = left.map(describeDifference);
           listings.set(name, got);
         }
       }
@@ -104,7 +97,9 @@ describe('differential: merge of a multi-layer set gives the overlayfs tree with
       }
       // and the tools agree with each other on everything, nlink included
       const [[first, want], ...others] = [...listings];
-      for (const [name, got] of others) assert.deepEqual(differences(want!, got), [], `${name} against ${first}`);
+      for (const [name, got] of others) assert.deepEqual(differences(want!, got).map(describeDifference), [], `${name} against ${first}`);
     });
   }
+
+  test('every KNOWN-DIFFERENCES entry still matches a difference', () => KNOWN.assertAllUsed());
 });

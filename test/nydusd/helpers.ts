@@ -173,11 +173,11 @@ export class Daemon {
     readonly mountpoint?: string,
     /** run as this user instead of root, from `nydusd` (default NYDUSD) */
     user?: RunAs,
-    /** a native executable to run instead of our nydusd (the reference's, test/helpers/peers.ts) */
-    executable?: string,
+    /** an executable to run instead of our nydusd (the reference daemon of test/differential) */
+    program?: string,
   ) {
     const { nydusd = NYDUSD, ...ids } = user ?? {};
-    const [cmd, argv] = executable ? [executable, args] : [process.execPath, [nydusd, ...args]];
+    const [cmd, argv] = program ? [program, args] : [process.execPath, [nydusd, ...args]];
     this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
@@ -273,9 +273,9 @@ process.once('exit', () => {
 });
 
 /** Starts nydusd and waits for its mount. */
-export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000, user?: RunAs, executable?: string): Promise<Daemon> {
+export async function mountImage(args: string[], mountpoint: string, timeoutMs = 10_000, user?: RunAs): Promise<Daemon> {
   mkdirSync(mountpoint, { recursive: true });
-  const d = new Daemon(args, mountpoint, user, executable);
+  const d = new Daemon(args, mountpoint, user);
   try {
     await d.waitMounted(timeoutMs);
   } catch (err) {

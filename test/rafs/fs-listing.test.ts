@@ -69,7 +69,7 @@ describe('RafsFs listings page through directories by cookie', () => {
                 assert.equal(e.entry!.nodeId, looked.nodeId);
                 const want = looked.attr;
                 const got = e.entry!.attr;
-                assert.deepEqual([got.ino, got.size, got.mode, got.nlink, got.uid, got.gid, got.mtime], [BigInt(want.ino), BigInt(want.size), want.mode, want.nlink, want.uid, want.gid, want.mtime], e.name);
+                assert.deepEqual([got.ino, got.size, got.mode, got.nlink, got.uid, got.gid, got.mtime], [BigInt(want.ino), BigInt(want.size), want.mode, want.nlink, want.uid, want.gid, want.mtime! + (want.mtimeNsec ?? 0) / 1e9], e.name);
               }
             }
             if (plus) {
