@@ -2,8 +2,10 @@
 // cross-acceptance of their images: each tool's `check` and `inspect` on the other's.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { REF_NYDUS_IMAGE } from '../helpers/peers.js';
-import { nydusImageOk } from '../image/helpers.js';
+import { loadImageFile, nydusImageOk } from '../image/helpers.js';
 import type { Which as Tool } from './peer-daemons.js';
 
 export type { Tool };
@@ -57,3 +59,31 @@ export function crossCheck(boot: string, blobs: string, what: string): void {
   for (const b of mine.blobs) assert.ok(ref.stdout.includes(b.blob_id), `reference check names blob ${b.blob_id} of the ${what} image`);
 }
 
+
+/** One way the data blobs two tools built from the same input differ. */
+export interface BlobDifference {
+  field: string;
+  ref: unknown;
+  ours: unknown;
+}
+
+/**
+ * The single data blobs of two images of the same input, compared: chunk count and sizes, features, the CI table's
+ * compressor and sizes, and the blob's bytes, the chunk data (before the CI table) apart from the rest.
+ */
+export function blobDifferences(ref: { boot: string; blobs: string }, ours: { boot: string; blobs: string }): BlobDifference[] {
+  const [a, b] = [ref, ours].map((x) => {
+    const bs = loadImageFile(x.boot);
+    assert.equal(bs.blobs.length, 1, `one blob in ${x.boot}`);
+    const info = bs.blobs[0]!;
+    return { info, bytes: readFileSync(path.join(x.blobs, info.blobId)) };
+  });
+  const out: BlobDifference[] = [];
+  const fields = ['chunkCount', 'compressor', 'digester', 'features', 'uncompressedSize', 'ciOffset', 'ciUncompressedSize', 'ciCompressor', 'ciCompressedSize'] as const;
+  for (const f of fields) if (a!.info[f] !== b!.info[f]) out.push({ field: f, ref: a!.info[f], ours: b!.info[f] });
+  // v5 blobs have no CI table: all of the blob is chunk data
+  const dataEnd = (x: typeof a) => (x!.info.ciOffset > 0 ? x!.info.ciOffset : x!.bytes.length);
+  if (!a!.bytes.subarray(0, dataEnd(a)).equals(b!.bytes.subarray(0, dataEnd(b)))) out.push({ field: 'chunk data bytes', ref: dataEnd(a), ours: dataEnd(b) });
+  if (!a!.bytes.subarray(dataEnd(a)).equals(b!.bytes.subarray(dataEnd(b)))) out.push({ field: 'CI table and header bytes', ref: a!.bytes.length - dataEnd(a), ours: b!.bytes.length - dataEnd(b) });
+  return out;
+}
