@@ -1,7 +1,10 @@
-// Differential image conformance (issue 10, scope 2): for a generated tree and the OCI layer tar of it, with every
-// fs-version x compressor x digester both tools support, the reference nydus-image's image mounted by our nydusd and
-// our image mounted by the reference nydusd show the source tree byte for byte; each tool's `check` and `inspect`
-// accept the other's images and agree on what they count. Differences are failures unless KNOWN below says why.
+// Differential image conformance (issue 10, scope 2): for a generated tree (test/image/helpers.ts generateTree: sizes
+// around chunk boundaries, hardlinks, symlinks, xattrs, devices, fifos, long and non-ASCII names, plus whiteouts) and
+// the OCI layer tar of it, plain and gzipped, with every fs-version x compressor x digester both tools support, the
+// reference nydus-image's image mounted by our nydusd and our image mounted by the reference nydusd show the source tree
+// byte for byte (modes, owners, sizes, mtimes, devices, link targets, xattrs, nlink, hardlink groups, md5 of every
+// file); each tool's `check` and `inspect` accept the other's images and agree on what they count; the two tools' data
+// blobs hold the same chunk bytes. Differences are failures unless a KNOWN table below says why.
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -14,13 +17,16 @@ import { KnownTable } from './known.js';
 import { describeDifference, differences, listMounted, type Difference } from './mount-listing.js';
 
 const CHUNK = 0x1000;
+// a directory, and the OCI layer tar of the same tree, plain and gzip-compressed (as registries serve layers)
+const SOURCES = ['dir', 'tar', 'targz'] as const;
+const TYPE = { dir: 'dir-rafs', tar: 'tar-rafs', targz: 'targz-rafs' } as const;
 const VERSIONS = ['5', '6'] as const;
 // the reference 2.2.0 offers none, lz4_block and zstd (no gzip), and blake3 and sha256
 const COMPRESSORS = ['none', 'lz4_block', 'zstd'] as const;
 const DIGESTERS = ['blake3', 'sha256'] as const;
 
 interface Case {
-  source: 'dir' | 'tar';
+  source: (typeof SOURCES)[number];
   version: (typeof VERSIONS)[number];
   compressor: (typeof COMPRESSORS)[number];
   digester: (typeof DIGESTERS)[number];
@@ -64,9 +70,10 @@ describe('differential: images of either nydus-image mount byte-exactly with the
   let layerTar: string;
   let expected: Snapshot;
   let expectedTar: Snapshot;
+  let input: Record<Case['source'], string>;
 
   before(() => {
-    requireEnv(['setfattr', 'getfattr', 'mknod', 'mkfifo', 'tar']);
+    requireEnv(['setfattr', 'getfattr', 'mknod', 'mkfifo', 'tar', 'gzip']);
     requirePeers();
     work = tempDir('diff-images');
     src = path.join(work, 'src');
@@ -87,13 +94,15 @@ describe('differential: images of either nydus-image mount byte-exactly with the
     expectedTar = snapshotDisk(tarSrc, { content: true, mtime: true, nlink: true });
     layerTar = path.join(work, 'layer.tar');
     run('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '-cf', layerTar, '-C', tarSrc, '.']);
+    run('gzip', ['-k', layerTar]);
+    input = { dir: src, tar: layerTar, targz: `${layerTar}.gz` };
   });
   after(async () => {
     await cleanupDaemons();
     removeDir(work);
   });
 
-  for (const source of ['dir', 'tar'] as const) {
+  for (const source of SOURCES) {
     for (const version of VERSIONS) {
       for (const compressor of COMPRESSORS) {
         for (const digester of DIGESTERS) {
@@ -104,9 +113,8 @@ describe('differential: images of either nydus-image mount byte-exactly with the
               const boot = path.join(out, tool, 'bootstrap');
               const blobs = path.join(out, tool, 'blobs');
               mkdirSync(blobs, { recursive: true });
-              imageOk(tool, ['create', '-t', source === 'dir' ? 'dir-rafs' : 'tar-rafs', '--fs-version', version,
-                '--compressor', compressor, '--digester', digester, '--chunk-size', '0x1000', '-B', boot, '-D', blobs,
-                source === 'dir' ? src : layerTar]);
+              imageOk(tool, ['create', '-t', TYPE[source], '--fs-version', version, '--compressor', compressor,
+                '--digester', digester, '--chunk-size', '0x1000', '-B', boot, '-D', blobs, input[source]]);
               built[tool] = { boot, blobs };
             }
             for (const tool of ['ref', 'ours'] as const) crossCheck(built[tool].boot, built[tool].blobs, `${tool}-built`);
