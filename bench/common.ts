@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { REF_NYDUSD } from '../test/helpers/peers.js';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout root (dist/bench/common.js -> ../..). */
@@ -319,8 +320,8 @@ export async function startNydusd(
   return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn'], mountpoint);
 }
 
-/** The reference nydusd (nydus-rs, `npm run peers`): `~/.cargo/bin/nydusd` unless NYDUS_REF_BIN names another directory. */
-export const referenceNydusd = path.join(process.env.NYDUS_REF_BIN ?? path.join(process.env.CARGO_HOME ?? path.join(process.env.HOME ?? '/root', '.cargo'), 'bin'), 'nydusd');
+/** The reference nydusd (nydus-rs, `npm run peers`), where the differential tests find it too. */
+export const referenceNydusd = REF_NYDUSD;
 
 /**
  * The reference nydusd on the same image, backend and cache layout as `startNydusd` (its own cache directory). Its v1
