@@ -193,7 +193,7 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     try {
       done(null, JSON.parse(s));
     } catch (err) {
-      done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`), undefined);
+      done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`, false), undefined);
     }
   });
 
@@ -210,7 +210,7 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     let message: string;
     if (err instanceof ApiError) {
       status = err.status;
-      message = wrap(err.message);
+      message = err.wrapped ? wrap(err.message) : err.message;
     } else if (err instanceof UnexpectedEventError) {
       status = 400;
       message = wrap(`unexpected state machine transition event ${err.event} (the daemon is ${err.state})`);
@@ -221,6 +221,9 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 400;
       message = `BadRequest: the request body is larger than ${MAX_BODY_BYTES} bytes`;
+      // the rest of the body is read and dropped (its framing says where it ends), so the client, still writing it,
+      // reads this answer instead of a reset
+      req.raw.resume();
     } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       // the framework's other request errors (bad content length, bad URL, ...): all 400 in the reference
       status = 400;
@@ -229,6 +232,9 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
       message = wrap(err.message);
     }
     if (status >= 500) log.warn(`API ${req.method} ${pathOf(req.url).split('?')[0]}: ${status} ${message}`);
+    // fastify closes the connection after a body it could not parse; framing is intact (bodies are read to their
+    // end, or dropped as above), so it stays open as every connection does (spec 3.1: the server never closes one)
+    reply.removeHeader('connection');
     return send(reply, status, errorBody(message));
   });
 
