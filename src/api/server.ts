@@ -157,6 +157,9 @@ function answers(p: string): Promise<boolean> {
 
 function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger): FastifyInstance {
   const documentedPaths = new Set(routes.map((r) => r.path));
+  // the latest request of each connection: a parser error in the body of a request already answered (fastify may
+  // answer from the headers, e.g. a body on a route that takes none) must not get a second answer
+  const latest = new WeakMap<Socket, http.ServerResponse>();
   const app = Fastify({
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
@@ -168,17 +171,26 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     // query values stay strings and bodies keep their JSON types: {"log_level": 5} is a wrong type, not "5"
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     serverFactory: (handler) => {
-      const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, handler);
+      // no Host header needed: this is a Unix socket, and node's own bare 400 for a request without one would not
+      // have the error shape
+      const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0, requireHostHeader: false }, handler);
       server.timeout = 0;
       server.keepAliveTimeout = 0;
       server.headersTimeout = 0;
       server.requestTimeout = 0;
+      // an Expect header other than 100-continue is ignored and the request served (node would answer a bare 417)
+      server.on('checkExpectation', handler);
+      server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => latest.set(req.socket, res));
       return server;
     },
+    // a path fastify cannot decode (`%zz`) or route: "bad URI", 400 (spec 3.3), in the error shape like the rest
+    frameworkErrors: (err, _req, reply) => send(reply, 400, errorBody(`BadRequest: ${err.message}`)),
     // malformed HTTP (the parser's errors): the error shape too, then the connection ends (nothing can follow)
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
       // a connection already answered and closing (bytes after a response that ended it): nothing more to say
       if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION' || err.code === 'ECONNRESET') return socket.destroy();
+      const current = latest.get(socket);
+      if (current && current.headersSent && !current.req.complete) return socket.destroy();
       const body = JSON.stringify(errorBody(`BadRequest: malformed HTTP request (${err.code ?? err.message})`));
       socket.end(`HTTP/1.1 400 Bad Request\r\nServer: Nydus API\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     },
@@ -195,6 +207,18 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     } catch (err) {
       done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`, false), undefined);
     }
+  });
+
+  // bodies are framed by Content-Length or chunked (spec 3.1); another transfer coding would make the body run to
+  // the end of the connection: refused from the headers, and the connection closed (RFC 9112 6.3)
+  app.addHook('onRequest', (req, reply, done) => {
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) {
+      reply.header('connection', 'close');
+      send(reply, 400, errorBody(`BadRequest: Transfer-Encoding ${JSON.stringify(te)}: bodies are framed by Content-Length or chunked only`));
+      return;
+    }
+    done();
   });
 
   app.setNotFoundHandler((req, reply) => {

@@ -295,3 +295,37 @@ test('absurd query strings: clear errors, bounded messages, the first value of a
   assert.equal((await request(d.sock, 'GET', '/api/v1/daemon/backend?__proto__=x&mountpoint=/')).status, 200);
   await assertServing(d, 'after absurd queries');
 });
+
+test('HTTP oddities the fuzz test found: each gets one answer in the error shape, or is served', async () => {
+  // no Host header (a Unix socket has no host): served, not node's bare 400
+  const noHost = parseRaw(await rawExchange(d.sock, 'GET /api/v1/daemon/events HTTP/1.1\r\n\r\n'));
+  assert.equal(noHost.status, 200, noHost.text);
+  // an Expect other than 100-continue: ignored, not node's bare 417
+  const expect = await request(d.sock, 'GET', '/api/v1/daemon/events', { headers: { Expect: 'something' } });
+  assert.equal(expect.status, 200, expect.text);
+  // a path that does not percent-decode: "bad URI", 400 in the error shape, not fastify's own body
+  for (const url of ['/api/v1/daemon%zz', '/%', '/api/v1/%E0%A4%A']) {
+    await expectError({ method: 'GET', url, status: 400, message: /^BadRequest: .*not a valid url component/ });
+  }
+  // a transfer coding other than chunked: refused from the headers, once (not a second answer when the parser
+  // then fails on the body), and the connection closed
+  for (const head of ['GET /api/v1/daemon HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 'PUT /api/v1/daemon HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n{"log_level":"info"}']) {
+    const all = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(d.sock);
+      let got = '';
+      const timer = setTimeout(() => reject(new Error(`no close within 10 s: ${got}`)), 10_000);
+      s.setEncoding('utf8');
+      s.on('data', (c: string) => (got += c));
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+      s.end(head);
+    });
+    assert.equal(all.match(/HTTP\/1\.1 /g)?.length, 1, all);
+    const res = parseRaw(all);
+    assert.equal(res.status, 400);
+    assert.match(assertErrorBody(res, head).message, /^BadRequest: (Transfer-Encoding ".*": bodies are framed by Content-Length or chunked only|malformed HTTP request \(HPE_INVALID_TRANSFER_ENCODING\))$/);
+  }
+  await assertServing(d, 'after HTTP oddities');
+});
