@@ -418,7 +418,6 @@ function checkAnswer(a: ApiResponse | Answer, c: Sent, head = false): void {
 
 test(`seeded fuzz: ${COUNT} random and mutated requests, no crash, no hang, no 2xx for garbage, every error {code, message}`, async (t) => {
   t.diagnostic(`NYDUS_FUZZ_SEED=${SEED} NYDUS_FUZZ_COUNT=${COUNT}`);
-  // eslint-disable-next-line no-console
   console.log(`fuzz: NYDUS_FUZZ_SEED=${SEED} NYDUS_FUZZ_COUNT=${COUNT}`);
   const rng = prng(SEED);
   const stats = { http: 0, raw: 0, skipped: 0, refusedByClient: 0, closed: 0, answers: new Map<number, number>() };
@@ -460,7 +459,6 @@ test(`seeded fuzz: ${COUNT} random and mutated requests, no crash, no hang, no 2
             // closed without an answer: allowed (only a hang is not), counted; and the answer to a HEAD the server
             // could not parse (it cannot know it was a HEAD) has a body, which node's client then refuses to parse
             if (code === 'ECONNRESET' || (h.method === 'HEAD' && code.startsWith('HPE_'))) {
-              if (process.env.NYDUS_FUZZ_DEBUG) console.log('closed', c.describe);
               stats.closed++;
               return undefined;
             }
