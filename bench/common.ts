@@ -309,14 +309,21 @@ export async function startNydusd(
   work: string,
   mountpoint: string,
   nodeArgs: string[] = [],
-  opts: { keepCache?: boolean; compressed?: boolean } = {},
+  opts: { keepCache?: boolean; compressed?: boolean; args?: string[] } = {},
 ): Promise<FuseServer> {
   const cacheDir = path.join(work, 'nydusd-cache');
   if (!opts.keepCache) rmrf(cacheDir);
   fs.mkdirSync(cacheDir, { recursive: true });
   const cfg = path.join(work, 'nydusd-config.json');
   writeNydusdConfig(cfg, blobDir, cacheDir, opts.compressed);
-  return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn'], mountpoint);
+  return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', ...(opts.args ?? [])], mountpoint);
+}
+
+/** Resident set of a live process now (VmRSS), and its anonymous and file-backed parts, MiB. */
+export function rssMiB(pid: number): { rss: number; anon: number; file: number } {
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 export async function startSquashfuse(image: string, mountpoint: string): Promise<FuseServer> {

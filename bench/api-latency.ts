@@ -1,0 +1,140 @@
+// Management API latency under read load (issue 9, bench goal: p99 < 5 ms): p50/p99/max of GET /api/v1/daemon and
+// GET /api/v1/metrics on one keep-alive connection (as nydus-snapshotter polls), first with the daemon idle, then
+// while 4 readers stream the big tree's files from the mount (dd iflag=direct, so every read reaches the daemon:
+// a cold pass that fetches and decodes, then cache hits), and the ratio loaded / idle. nydusd is dedicated, on the
+// `big` image (6 × 192 MiB), with --apisock; a fresh daemon and an empty blob cache per run. /api/v1/metrics is
+// measured only when it answers 200; otherwise its rows read "n/a (<status>)".
+//   node dist/bench/api-latency.js [--work /tmp/nydus-bench] [--runs 3] [--samples 2000]
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, rmrf, runsList, startNydusd, stopAll, waitFor } from './common.js';
+import { bigTree } from './datasets.js';
+import { cachedImages } from './images.js';
+
+const ROUTES = ['/api/v1/daemon', '/api/v1/metrics'] as const;
+const READERS = 4;
+
+function get(agent: http.Agent, sock: string, url: string): Promise<{ status: number; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = http.request({ socketPath: sock, path: url, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`GET ${url}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+interface Figures {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** `samples` sequential GETs on one kept-alive connection; undefined when the route does not answer 200. */
+async function measure(sock: string, url: string, samples: number): Promise<Figures | number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const first = await get(agent, sock, url);
+    if (first.status !== 200) return first.status;
+    // warm-up: the route's first answers include compiling its code
+    for (let i = 0; i < 200; i++) await get(agent, sock, url);
+    const ms: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const r = await get(agent, sock, url);
+      if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} during the measurement`);
+      ms.push(r.ms);
+    }
+    return { p50: percentile(ms, 50), p99: percentile(ms, 99), max: Math.max(...ms) };
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** A reader: reads the files in turn with O_DIRECT (each read a FUSE request), round after round, until killed. */
+function startReader(files: string[], first: number): ChildProcess {
+  const order = files.map((_, i) => files[(first + i) % files.length]!);
+  const script = `while :; do for f in ${order.map((f) => `'${f}'`).join(' ')}; do dd if="$f" of=/dev/null bs=1M iflag=direct status=none || exit 1; done; done`;
+  return spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
+}
+
+async function main(): Promise<void> {
+  const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
+  const samples = Number(rest.get('samples') ?? '2000');
+  console.log(machineInfo());
+  const src = bigTree(work);
+  const { nydus } = cachedImages(work, 'big', src, 'zstd');
+  // daemon state of its own, so that other benchmarks sharing --work are not disturbed
+  const own = path.join(work, `api-latency-${process.pid}`);
+  const mnt = path.join(own, 'mnt');
+  const sock = path.join(own, 'api.sock');
+  const idle = new Map<string, (Figures | number)[]>(ROUTES.map((r) => [r, []]));
+  const loaded = new Map<string, (Figures | number)[]>(ROUTES.map((r) => [r, []]));
+  try {
+    for (let r = 0; r < runs; r++) {
+      dropCaches();
+      fs.mkdirSync(own, { recursive: true });
+      const server = await startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, [], { args: ['--apisock', sock] });
+      const readers: ChildProcess[] = [];
+      try {
+        await waitFor(() => fs.existsSync(sock), 'the API socket');
+        for (const route of ROUTES) idle.get(route)!.push(await measure(sock, route, samples));
+        const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
+        const cpu0 = server.cpuSeconds();
+        const t0 = Date.now();
+        for (let i = 0; i < READERS; i++) readers.push(startReader(files, i));
+        for (const route of ROUTES) loaded.get(route)!.push(await measure(sock, route, samples));
+        console.log(`run ${r + 1}/${runs}: loaded phase ${((Date.now() - t0) / 1000).toFixed(1)} s, daemon CPU ${(server.cpuSeconds() - cpu0).toFixed(1)} s, load ${loadavg()}`);
+      } finally {
+        for (const p of readers) {
+          try {
+            process.kill(-p.pid!, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        await server.stop();
+        rmrf(own);
+      }
+    }
+  } finally {
+    await stopAll();
+    rmrf(own);
+  }
+  const cell = (xs: (Figures | number)[], k: keyof Figures) =>
+    typeof xs[0] === 'number' ? `n/a (${xs[0]})` : `${runsList(xs.map((x) => (x as Figures)[k]))} (median ${fmt(median(xs.map((x) => (x as Figures)[k])))})`;
+  const rows: string[][] = [];
+  for (const route of ROUTES) {
+    for (const [phase, m] of [['idle', idle], [`${READERS} readers (O_DIRECT)`, loaded]] as const) {
+      const xs = m.get(route)!;
+      rows.push([`GET ${route}`, phase, cell(xs, 'p50'), cell(xs, 'p99'), cell(xs, 'max')]);
+    }
+  }
+  console.log('');
+  printTable(['route', 'daemon', `p50 ms per run (${samples} requests)`, 'p99 ms per run', 'max ms per run'], rows);
+  console.log('');
+  const ratioRows = ROUTES.map((route) => {
+    const l = loaded.get(route)!;
+    const i = idle.get(route)!;
+    if (typeof l[0] === 'number') return [`GET ${route}`, `n/a (${l[0]})`, `n/a (${l[0]})`, '< 5 ms'];
+    const p99 = median(l.map((x) => (x as Figures).p99));
+    return [`GET ${route}`, fmt(p99 / median(i.map((x) => (x as Figures).p99))), fmt(p99), '< 5 ms'];
+  });
+  printTable(['route', 'p99 under load / p99 idle', 'p99 under load, median ms', 'goal'], ratioRows);
+  console.log(`load average at end: ${loadavg()}`);
+}
+
+main().catch(async (e) => {
+  await stopAll();
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,163 @@
+// Memory of a dedicated nydusd (issue 9 bench goals): its resident set idle after a tree walk, during and after a
+// ≥ 1 GiB cold read, and once that read has ended and the daemon settled, against a bare Node process that imports
+// the same modules (the daemon core, the API server and what they import, the native addon included) plus the
+// bootstrap's size. Goals: idle ≤ 1.3 × (bare + bootstrap); settled after the read ≤ idle + 16 MiB.
+// The daemon runs on the `big` image (6 × 192 MiB) with --apisock, as the snapshotter starts it; fresh blob cache.
+// Each figure "idle" or "settled" is read after IDLE_WINDOW_S seconds without work (see quietRss); the bare node
+// processes idle through the same window, side by side with the daemon's first one.
+// The shared-daemon figure (10 images) waits for shared mode.
+// `--node-args '--max-semi-space-size=4 ...'` passes V8/node flags to nydusd (for finding where the memory goes).
+//   node dist/bench/rss.js [--work /tmp/nydus-bench] [--runs 3] [--node-args FLAGS]
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  dropCaches, fileSize, fmt, loadavg, machineInfo, median, nowSec, parseCommonArgs, printTable, projectRoot, rmrf, rssMiB, runsList,
+  sh, startNydusd, stopAll, waitFor,
+} from './common.js';
+import { bigTree } from './datasets.js';
+import { cachedImages } from './images.js';
+
+/** What nydusd loads besides its entry (nydusd-main.ts imports these; the API server is loaded for --apisock). */
+const DAEMON_MODULES = ['src/service/args.js', 'src/service/daemon.js', 'src/service/logger.js', 'src/service/version.js', 'src/api/server.js'];
+
+const IDLE_WINDOW_S = 60;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The resident set after `windowS` seconds without work, polled every 250 ms: V8 gives back the heap it grew
+ * (its memory reducer) only about 30 s after allocation stops, so a shorter wait measures memory it would free.
+ */
+async function quietRss(pid: number, windowS = IDLE_WINDOW_S): Promise<{ rss: number; anon: number; file: number; max: number }> {
+  const end = nowSec() + windowS;
+  let max = 0;
+  for (;;) {
+    const r = rssMiB(pid);
+    max = Math.max(max, r.rss);
+    if (nowSec() >= end) return { ...r, max };
+    await sleep(250);
+  }
+}
+
+/** A bare node process (same node, same UV_THREADPOOL_SIZE as nydusd.cjs) that imports `modules` and idles. */
+async function startBareNode(modules: string[]): Promise<ChildProcess> {
+  const imports = modules.map((m) => `await import(${JSON.stringify(path.join(projectRoot, 'dist', m))});`).join(' ');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `${imports} process.stdout.write('ready\\n'); setInterval(() => {}, 1 << 30);`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: '8' },
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  await waitFor(() => out.includes('ready') || child.exitCode !== null, 'the bare node process to load its modules');
+  if (child.exitCode !== null) throw new Error(`the bare node process exited ${child.exitCode}`);
+  return child;
+}
+
+async function main(): Promise<void> {
+  const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
+  const nodeArgs = rest.get('node-args')?.split(' ').filter(Boolean) ?? [];
+  if (nodeArgs.length) console.log(`nydusd node flags: ${nodeArgs.join(' ')}`);
+  console.log(machineInfo());
+  const src = bigTree(work);
+  const { nydus } = cachedImages(work, 'big', src, 'zstd');
+  const bootstrapMiB = fileSize(nydus.bootstrap) / 2 ** 20;
+  const own = path.join(work, `rss-${process.pid}`);
+  const mnt = path.join(own, 'mnt');
+  const sock = path.join(own, 'api.sock');
+  const bare: number[] = [];
+  const bareEmpty: number[] = [];
+  const idle: number[] = [];
+  const idleAnon: number[] = [];
+  const peak: number[] = [];
+  const atEnd: number[] = [];
+  const settled: number[] = [];
+  const settledAnon: number[] = [];
+  const idleBefore: number[] = [];
+  const readMiB: number[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const bareProcs = [await startBareNode(DAEMON_MODULES), await startBareNode([])];
+      dropCaches();
+      fs.mkdirSync(own, { recursive: true });
+      const server = await startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, nodeArgs, { args: ['--apisock', sock] });
+      try {
+        await waitFor(() => fs.existsSync(sock), 'the API socket');
+        const pid = server.pid!;
+        // the tree walk: every entry looked up and stat'ed
+        sh(`find '${mnt}' -ls > /dev/null`);
+        const i = await quietRss(pid);
+        idle.push(i.rss);
+        idleAnon.push(i.anon);
+        idleBefore.push(i.max);
+        bare.push(rssMiB(bareProcs[0]!.pid!).rss);
+        bareEmpty.push(rssMiB(bareProcs[1]!.pid!).rss);
+        for (const b of bareProcs) b.kill('SIGKILL');
+        // the cold read: every file once, sampling the resident set meanwhile
+        dropCaches();
+        const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
+        const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
+        let top = 0;
+        const sampler = setInterval(() => (top = Math.max(top, rssMiB(pid).rss)), 100);
+        // dd in the background so that this process can sample
+        const reading = new Promise<void>((resolve, reject) => {
+          const p = spawn('sh', ['-c', files.map((f) => `dd if='${f}' of=/dev/null bs=1M status=none`).join(' && ')], { stdio: 'ignore' });
+          p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`reading the mount failed (${code})`))));
+        });
+        const t0 = nowSec();
+        await reading;
+        const seconds = nowSec() - t0;
+        clearInterval(sampler);
+        const end = rssMiB(pid);
+        peak.push(Math.max(top, end.rss, server.peakRssMiB()));
+        atEnd.push(end.rss);
+        readMiB.push(bytes / 2 ** 20 / seconds);
+        const s = await quietRss(pid);
+        settled.push(s.rss);
+        settledAnon.push(s.anon);
+        console.log(`run ${r + 1}/${runs}: read ${fmt(bytes / 2 ** 30)} GiB at ${fmt(bytes / 2 ** 20 / seconds)} MiB/s; load ${loadavg()}`);
+      } finally {
+        for (const b of bareProcs) b.kill('SIGKILL');
+        await server.stop();
+        rmrf(own);
+      }
+    }
+  } finally {
+    await stopAll();
+    rmrf(own);
+  }
+  console.log('');
+  printTable(
+    ['process', 'RSS MiB per run', 'median'],
+    [
+      ['bare node, nothing imported', runsList(bareEmpty), median(bareEmpty)],
+      [`bare node importing ${DAEMON_MODULES.length} nydusd modules (and theirs)`, runsList(bare), median(bare)],
+      ['bootstrap file', fmt(bootstrapMiB), bootstrapMiB],
+      ['nydusd after the tree walk, before V8 shrinks its heap (the window\'s largest)', runsList(idleBefore), median(idleBefore)],
+      [`nydusd idle after a tree walk (${IDLE_WINDOW_S} s quiet)`, runsList(idle), median(idle)],
+      ['  of which anonymous', runsList(idleAnon), median(idleAnon)],
+      ['nydusd peak during the cold read', runsList(peak), median(peak)],
+      ['nydusd when the read ends', runsList(atEnd), median(atEnd)],
+      [`nydusd settled after the read (${IDLE_WINDOW_S} s quiet)`, runsList(settled), median(settled)],
+      ['  of which anonymous', runsList(settledAnon), median(settledAnon)],
+    ],
+  );
+  console.log(`cold read speed MiB/s: ${runsList(readMiB)}`);
+  console.log('');
+  const ratio = median(idle) / (median(bare) + bootstrapMiB);
+  const back = median(settled) - median(idle);
+  printTable(
+    ['measure', 'value', 'goal', 'met'],
+    [
+      ['idle RSS / (bare node with the same modules + bootstrap)', fmt(ratio), '≤ 1.3', ratio <= 1.3 ? 'yes' : 'no'],
+      ['settled after the read - idle, MiB', fmt(back), '≤ 16', back <= 16 ? 'yes' : 'no'],
+      ['peak during the read - idle, MiB', fmt(median(peak) - median(idle)), '-', '-'],
+    ],
+  );
+  console.log(`load average at end: ${loadavg()}`);
+}
+
+main().catch(async (e) => {
+  await stopAll();
+  console.error(e);
+  process.exit(1);
+});
