@@ -326,6 +326,39 @@ export function rssMiB(pid: number): { rss: number; anon: number; file: number }
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
+/** The reference nydusd (nydus-rs, `npm run peers`): `~/.cargo/bin/nydusd` unless NYDUS_REF_BIN names another directory. */
+export const referenceNydusd = path.join(process.env.NYDUS_REF_BIN ?? path.join(process.env.CARGO_HOME ?? path.join(process.env.HOME ?? '/root', '.cargo'), 'bin'), 'nydusd');
+
+/**
+ * The reference nydusd on the same image, backend and cache layout as `startNydusd` (its own cache directory). Its v1
+ * configuration is the one nydus-snapshotter writes; `--rlimit-nofile 0` keeps it from raising RLIMIT_NOFILE to 10^6,
+ * which fails where the hard limit is lower (it exits "Operation not permitted").
+ */
+export async function startReferenceNydusd(
+  bootstrap: string,
+  blobDir: string,
+  work: string,
+  mountpoint: string,
+  opts: { keepCache?: boolean; compressed?: boolean } = {},
+): Promise<FuseServer> {
+  if (!fs.existsSync(referenceNydusd)) throw new Error(`the reference nydusd is missing at ${referenceNydusd}: run npm run peers`);
+  const cacheDir = path.join(work, 'nydusd-rs-cache');
+  if (!opts.keepCache) rmrf(cacheDir);
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const cfg = path.join(work, 'nydusd-rs-config.json');
+  fs.writeFileSync(cfg, JSON.stringify({
+    device: { backend: { type: 'localfs', config: { dir: blobDir } }, cache: { type: 'blobcache', compressed: opts.compressed ?? false, config: { work_dir: cacheDir } } },
+    mode: 'direct', digest_validate: false, enable_xattr: true,
+  }));
+  return FuseServer.start('nydusd-rs', referenceNydusd, ['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', '--rlimit-nofile', '0'], mountpoint);
+}
+
+/** Resident set of a process now, MiB. */
+export function rssNowMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 export async function startSquashfuse(image: string, mountpoint: string): Promise<FuseServer> {
   return FuseServer.start('squashfuse_ll', 'squashfuse_ll', ['-f', image, mountpoint], mountpoint);
 }

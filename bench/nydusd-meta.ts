@@ -4,20 +4,23 @@
 // The walk is `find M -printf '%s %m %U %G %T@ %p\n'`, which lstat()s every entry.
 // `--cpu-prof DIR` runs nydusd under `node --cpu-prof` (one .cpuprofile per mount, written at unmount).
 //   node dist/bench/nydusd-meta.js [--work /tmp/nydus-bench] [--runs 3] [--cpu-prof DIR]
+import fs from 'node:fs';
 import path from 'node:path';
 import {
-  dropCaches, fmt, loadavg, machineInfo, median, nowSec, parseCommonArgs, printTable, rmrf, runsList, startNydusd,
-  startSquashfuse, stopAll, timedSh, treeStats, type FuseServer,
+  dropCaches, fmt, loadavg, machineInfo, median, nowSec, parseCommonArgs, printTable, referenceNydusd, rmrf, runsList, startNydusd,
+  startReferenceNydusd, startSquashfuse, stopAll, timedSh, treeStats, type FuseServer,
 } from './common.js';
 import { metaTree } from './datasets.js';
 import { cachedImages } from './images.js';
 
-type Side = 'nydusd' | 'squashfuse_ll';
+type Side = 'nydusd' | 'nydusd-rs' | 'squashfuse_ll';
 
 async function main(): Promise<void> {
   const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
   const prof = rest.get('cpu-prof');
   rest.delete('cpu-prof');
+  const referenceArg = rest.get('reference');
+  rest.delete('reference');
   if (rest.size) throw new Error(`unknown options: ${[...rest.keys()].join(', ')}`);
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(prof)] : [];
   console.log(machineInfo());
@@ -30,7 +33,9 @@ async function main(): Promise<void> {
     const r = timedSh(`find ${dir} -printf '%s %m %U %G %T@ %p\\n' | wc -l`);
     return r.seconds;
   };
-  const sides: Side[] = ['nydusd', 'squashfuse_ll'];
+  // the reference (nydus-rs) takes part when it is installed (`npm run peers`), or when --reference says so
+  const reference = (referenceArg ?? (fs.existsSync(referenceNydusd) ? 'true' : 'false')) === 'true';
+  const sides: Side[] = reference ? ['nydusd', 'nydusd-rs', 'squashfuse_ll'] : ['nydusd', 'squashfuse_ll'];
   const res = new Map<Side, { mount: number[]; cold: number[]; warm: number[]; cpu: number[]; rss: number[] }>(
     sides.map((s) => [s, { mount: [], cold: [], warm: [], cpu: [], rss: [] }]),
   );
@@ -42,7 +47,12 @@ async function main(): Promise<void> {
         try {
           dropCaches();
           const t0 = nowSec();
-          server = side === 'nydusd' ? await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs) : await startSquashfuse(squash.file, mnt);
+          server =
+            side === 'nydusd'
+              ? await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs)
+              : side === 'nydusd-rs'
+                ? await startReferenceNydusd(nydus.bootstrap, nydus.blobDir, work, mnt)
+                : await startSquashfuse(squash.file, mnt);
           const x = res.get(side)!;
           x.mount.push(nowSec() - t0);
           const c0 = server.cpuSeconds();
@@ -59,6 +69,7 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     rmrf(path.join(work, 'nydusd-cache'));
+    rmrf(path.join(work, 'nydusd-rs-cache'));
   }
   const g = (s: Side) => res.get(s)!;
   const rows = sides.map((s) => [
@@ -75,6 +86,20 @@ async function main(): Promise<void> {
       ['mount (start to first stat)', fmt(median(g('nydusd').mount) / median(g('squashfuse_ll').mount)), '-'],
     ],
   );
+  if (reference) {
+    console.log('');
+    const r = (k: 'mount' | 'cold' | 'warm' | 'cpu' | 'rss') => fmt(median(g('nydusd')[k]) / median(g('nydusd-rs')[k]));
+    printTable(
+      ['against the reference (nydus-rs): nydusd / nydusd-rs, time or memory (< 1 = we are better)', 'value', 'target'],
+      [
+        ['cold find + stat', r('cold'), '≤ 1.0'],
+        ['warm find + stat', r('warm'), '≤ 1.0'],
+        ['spawn to mounted (first stat answered)', r('mount'), '≤ 1.0'],
+        ['server CPU during cold find', r('cpu'), '-'],
+        ['server peak RSS', r('rss'), '≤ 1.5'],
+      ],
+    );
+  }
   console.log(`load average at end: ${loadavg()}`);
 }
 

@@ -11,13 +11,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, rmrf, runsList, startNydusd, startSquashfuse,
-  stopAll, timedSh, treeStats, type FuseServer,
+  dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, referenceNydusd, rmrf, rssNowMiB, runsList,
+  startNydusd, startReferenceNydusd, startSquashfuse, stopAll, timedSh, treeStats, type FuseServer,
 } from './common.js';
 import { bigTree } from './datasets.js';
 import { cachedImages } from './images.js';
 
-type Side = 'nydusd' | 'nydusd, compressed cache' | 'squashfuse_ll' | 'tmpfs';
+type Side = 'nydusd' | 'nydusd, compressed cache' | 'nydusd-rs' | 'nydusd-rs, compressed cache' | 'squashfuse_ll' | 'tmpfs';
 
 async function main(): Promise<void> {
   const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
@@ -35,11 +35,17 @@ async function main(): Promise<void> {
   const shm = '/dev/shm/nydus-bench-tmpfs';
   const mnt = path.join(work, 'mnt');
   const readAll = (dir: string) => timedSh(files.map((f) => `dd if=${path.join(dir, f)} of=/dev/null bs=${bs} status=none`).join(' && ')).seconds;
-  const sides: Side[] = ['nydusd', 'nydusd, compressed cache', 'squashfuse_ll', 'tmpfs'];
+  // the reference (nydus-rs) takes part when it is installed (`npm run peers`), or when --reference says so
+  const reference = rest.get('reference') ?? (fs.existsSync(referenceNydusd) ? 'true' : 'false');
+  const sides: Side[] = ['nydusd', 'nydusd, compressed cache', ...(reference === 'true' ? (['nydusd-rs', 'nydusd-rs, compressed cache'] as Side[]) : []), 'squashfuse_ll', 'tmpfs'];
   const cold = new Map<Side, number[]>(sides.map((s) => [s, []]));
   const warm = new Map<Side, number[]>(sides.map((s) => [s, []]));
   const cpu = new Map<Side, number[]>(sides.map((s) => [s, []]));
   const rss = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  /** resident set of the mounted server before anything is read */
+  const rssIdle = new Map<Side, number[]>(sides.map((s) => [s, []]));
+  /** resident set once the cold read has ended (idle, after the warm passes) */
+  const rssAfter = new Map<Side, number[]>(sides.map((s) => [s, []]));
   /** nydusd again after a restart with the blob cache it filled, page cache dropped */
   const cacheHit = new Map<Side, number[]>(sides.map((s) => [s, []]));
   try {
@@ -49,25 +55,30 @@ async function main(): Promise<void> {
       for (let k = 0; k < sides.length; k++) {
         const side = sides[(k + r) % sides.length]!;
         const ours = side.startsWith('nydusd');
-        const compressed = side === 'nydusd, compressed cache';
+        const ref = side.startsWith('nydusd-rs');
+        const compressed = side.endsWith('compressed cache');
+        const start = (keepCache: boolean) =>
+          ref ? startReferenceNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, { keepCache, compressed }) : startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs, { keepCache, compressed });
         let server: FuseServer | undefined;
         try {
           let dir = shm;
           if (side !== 'tmpfs') {
             dropCaches();
-            server = ours ? await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs, { compressed }) : await startSquashfuse(squash.file, mnt);
+            server = ours ? await start(false) : await startSquashfuse(squash.file, mnt);
             dir = mnt;
           }
+          if (server?.pid) rssIdle.get(side)!.push(rssNowMiB(server.pid));
           // tmpfs has no cold state: its pages are the file; both columns read RAM.
           const c0 = server?.cpuSeconds() ?? 0;
           cold.get(side)!.push(MiB / readAll(dir));
           if (server) cpu.get(side)!.push((server.cpuSeconds() - c0) / (MiB / 1024));
           warm.get(side)!.push(median([1, 2, 3].map(() => MiB / readAll(dir))));
           if (server) rss.get(side)!.push(server.peakRssMiB());
+          if (server?.pid) rssAfter.get(side)!.push(rssNowMiB(server.pid));
           if (ours) {
             await server?.stop();
             dropCaches();
-            server = await startNydusd(nydus.bootstrap, nydus.blobDir, work, mnt, nodeArgs, { keepCache: true, compressed });
+            server = await start(true);
             cacheHit.get(side)!.push(MiB / readAll(dir));
           }
         } finally {
@@ -80,6 +91,7 @@ async function main(): Promise<void> {
     await stopAll();
     rmrf(shm);
     rmrf(path.join(work, 'nydusd-cache'));
+    rmrf(path.join(work, 'nydusd-rs-cache'));
   }
   const rows = sides.map((s) => [
     s,
@@ -89,9 +101,11 @@ async function main(): Promise<void> {
     runsList(warm.get(s)!),
     median(warm.get(s)!),
     rss.get(s)!.length ? fmt(median(rss.get(s)!)) : '-',
+    rssAfter.get(s)!.length ? fmt(median(rssAfter.get(s)!)) : '-',
+    rssIdle.get(s)!.length ? fmt(median(rssIdle.get(s)!)) : '-',
   ]);
   printTable(
-    ['server', `cold MiB/s per run (dd bs=${bs})`, 'cold median', 'server CPU s per GiB, cold', 'warm MiB/s per run (median of 3 passes)', 'warm median', 'server peak RSS MiB'],
+    ['server', `cold MiB/s per run (dd bs=${bs})`, 'cold median', 'server CPU s per GiB, cold', 'warm MiB/s per run (median of 3 passes)', 'warm median', 'server peak RSS MiB', 'server RSS MiB after the reads', 'server RSS MiB mounted, idle'],
     rows,
   );
   for (const s of sides.filter((x) => x.startsWith('nydusd'))) {
@@ -111,6 +125,24 @@ async function main(): Promise<void> {
       ['warm: nydusd / squashfuse_ll', fmt(m(warm, 'nydusd') / m(warm, 'squashfuse_ll')), '-'],
     ],
   );
+  if (sides.includes('nydusd-rs')) {
+    console.log('');
+    const vs = (a: Side, b: Side) => fmt(m(cold, a) / m(cold, b));
+    printTable(
+      ['against the reference (nydus-rs); throughput ratios, > 1 = we are faster', 'value', 'target'],
+      [
+        ['cold: nydusd / nydusd-rs', vs('nydusd', 'nydusd-rs'), '≥ 1.0'],
+        ['cold, compressed cache: nydusd / nydusd-rs', vs('nydusd, compressed cache', 'nydusd-rs, compressed cache'), '≥ 1.0'],
+        ['warm: nydusd / nydusd-rs', fmt(m(warm, 'nydusd') / m(warm, 'nydusd-rs')), '≥ 1.0'],
+        ['warm, compressed cache: nydusd / nydusd-rs', fmt(m(warm, 'nydusd, compressed cache') / m(warm, 'nydusd-rs, compressed cache')), '≥ 1.0'],
+        ['restart on the filled cache: nydusd / nydusd-rs', fmt(m(cacheHit, 'nydusd') / m(cacheHit, 'nydusd-rs')), '≥ 1.0'],
+        ['cold CPU per GiB: nydusd-rs / nydusd (> 1 = we are cheaper)', fmt(m(cpu, 'nydusd-rs') / m(cpu, 'nydusd')), '-'],
+        ['peak RSS: nydusd / nydusd-rs', fmt(m(rss, 'nydusd') / m(rss, 'nydusd-rs')), '≤ 1.5'],
+        ['RSS after the reads: nydusd / nydusd-rs', fmt(m(rssAfter, 'nydusd') / m(rssAfter, 'nydusd-rs')), '≤ 1.5'],
+        ['RSS mounted, idle: nydusd / nydusd-rs', fmt(m(rssIdle, 'nydusd') / m(rssIdle, 'nydusd-rs')), '≤ 1.5'],
+      ],
+    );
+  }
   console.log(`load average at end: ${loadavg()}`);
 }
 

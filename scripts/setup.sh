@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # Debian packages: build deps of the native addon, then tools the tests use. Add yours here.
-APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree python3-venv"
+APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree prometheus python3-venv"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -4,8 +4,11 @@
 import type { FuseDaemon } from '../service/daemon.js';
 import type { LogLevel } from '../service/args.js';
 import { superblockSummary } from '../service/superblock-summary.js';
+import { CONFIG_HANDLERS } from './config-handlers.js';
 import { daemonInfo } from './daemon-info.js';
 import { ApiError, notImplemented } from './errors.js';
+import { metricsHandlers } from './metrics-handlers.js';
+import { mountFilesystem, remountFilesystem, umountFilesystem } from './mount-handlers.js';
 
 export interface ApiRequest {
   query: Record<string, string>;
@@ -38,9 +41,6 @@ function setLogLevel(req: ApiRequest, ctx: ApiContext): undefined {
   return undefined;
 }
 
-const SHARED_MODE = 'mounting images through the API (shared daemon mode) arrives with the rest of issue 9';
-const METRICS = 'the metrics routes arrive with the rest of issue 9 (src/metrics)';
-const DYNAMIC_CONFIG = 'the dynamic configuration store (/api/v1/config) arrives with the rest of issue 9';
 const FAILOVER = 'failover and hot upgrade (supervisor fd passing) are not implemented by this nydusd yet';
 const NO_BLOB_MANAGER = 'unsupported: /api/v2/blobs needs the blob-cache manager of a singleton (fscache) daemon, which this FUSE nydusd does not run';
 
@@ -75,17 +75,12 @@ export const HANDLERS: Record<string, Handler> = {
   },
   sendFuseFd: { wrapper: 'Upgrade', handle: () => { throw notImplemented(FAILOVER); } },
   takeoverFuseFd: { wrapper: 'Upgrade', handle: () => { throw notImplemented(FAILOVER); } },
-  mountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  remountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  umountFilesystem: { wrapper: 'Mount', handle: () => { throw notImplemented(SHARED_MODE); } },
-  getGlobalMetrics: { wrapper: 'GlobalMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getFilesMetrics: { wrapper: 'FsFilesMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getPatternMetrics: { wrapper: 'Pattern', handle: () => { throw notImplemented(METRICS); } },
-  getBackendMetrics: { wrapper: 'BackendMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getBlobcacheMetrics: { wrapper: 'BlobcacheMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getInflightMetrics: { wrapper: 'InflightMetrics', handle: () => { throw notImplemented(METRICS); } },
-  getDynamicConfig: { wrapper: 'Configure', handle: () => { throw notImplemented(DYNAMIC_CONFIG); } },
-  updateDynamicConfig: { wrapper: 'Configure', handle: () => { throw notImplemented(DYNAMIC_CONFIG); } },
+  mountFilesystem: { wrapper: 'Mount', handle: mountFilesystem },
+  remountFilesystem: { wrapper: 'Mount', handle: remountFilesystem },
+  umountFilesystem: { wrapper: 'Mount', handle: umountFilesystem },
+  ...metricsHandlers(),
+  getDynamicConfig: CONFIG_HANDLERS.get,
+  updateDynamicConfig: CONFIG_HANDLERS.put,
   createBlobObject: { wrapper: 'CreateBlobObject', handle: () => { throw new ApiError(501, NO_BLOB_MANAGER); } },
   getBlobObjects: {
     wrapper: 'GetBlobObjects',

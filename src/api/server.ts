@@ -11,6 +11,7 @@ import { UnexpectedEventError } from '../service/state-machine.js';
 import type { Logger } from '../service/logger.js';
 import { loadApiRoutes, type ApiRoute } from './documents.js';
 import { ApiError, errorBody } from './errors.js';
+import { RawJson } from './raw-json.js';
 import { HANDLERS, type ApiContext, type Handler } from './handlers.js';
 
 /** The reference's largest request body (spec 3.1). */
@@ -60,6 +61,7 @@ function pathOf(url: string): string {
 function send(reply: FastifyReply, status: number, body?: unknown): FastifyReply {
   reply.code(status).header('Server', 'Nydus API');
   if (body === undefined) return reply.send();
+  if (body instanceof RawJson) return reply.type('application/json').send(body.text);
   // compact JSON, exactly `application/json` (spec 3.1)
   return reply.type('application/json').send(JSON.stringify(body));
 }

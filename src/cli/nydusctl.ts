@@ -1,5 +1,25 @@
 #!/usr/bin/env node
-// nydusctl talks to nydusd's management API over its Unix socket. The API is a later issue; until it lands
-// this says so plainly instead of pretending to work.
-process.stderr.write('nydusctl: not available yet: nydusd does not serve its management API (--apisock) in this version\n');
-process.exit(1);
+// nydusctl: talks to nydusd's management API over its Unix socket (spec nydusd-runtime.md 5; nydusctl/main.ts).
+import { UsageError } from '../argv.js';
+import { run, USAGE } from './nydusctl/main.js';
+
+// `nydusctl metrics ... | head` closes the pipe early: not an error worth a stack trace
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+run(process.argv.slice(2), { stdout: (t) => process.stdout.write(t) }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n\n${USAGE}`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,6 +1,7 @@
 // nydusd: serves RAFS images over FUSE. Argument errors exit 2, start-up errors exit 1 with `Error: ...`,
 // SIGTERM/SIGINT unmount and exit 0, SIGUSR2 logs the backend and cache counters as `metrics: {json}`.
 import type { ApiServer } from '../api/server.js';
+import type { PrometheusServer } from '../metrics/prometheus-server.js';
 import { parseArgs, UsageError, USAGE } from '../service/args.js';
 import { FuseDaemon } from '../service/daemon.js';
 import { Logger } from '../service/logger.js';
@@ -38,15 +39,19 @@ async function main(): Promise<number> {
     return 1;
   }
   process.on('SIGPIPE', () => undefined);
-  const daemon = new FuseDaemon(args, log);
+  // the metrics count every request of every instance; they are loaded only when someone can read them (API or
+  // Prometheus endpoint), like the API's own modules (start-up time)
+  const metrics = args.apisock || args.metricsAddress ? await import('../metrics/registry.js') : undefined;
+  const daemon = new FuseDaemon(args, log, metrics?.processMetrics.hooks());
   let api: ApiServer | undefined;
+  let prometheus: PrometheusServer | undefined;
   let signalled = false;
   const onSignal = (sig: string) => {
     if (signalled) return;
     signalled = true;
     log.info(`received ${sig}, unmounting`);
     // spec 1.11: the API server stops and removes its socket, then the daemon stops (and unmounts)
-    (api?.close() ?? Promise.resolve()).then(() => daemon.shutdown()).then(
+    Promise.all([api?.close(), prometheus?.close()]).then(() => daemon.shutdown()).then(
       () => daemon.exit(0),
       (err) => {
         log.error(`shutdown: ${(err as Error).message}`);
@@ -84,7 +89,7 @@ async function main(): Promise<number> {
             if (signalled) return;
             signalled = true;
             log.info('exit requested through the API: leaving the mount in place');
-            (api?.close() ?? Promise.resolve()).then(() => daemon.exitKeepingMount()).then(
+            Promise.all([api?.close(), prometheus?.close()]).then(() => daemon.exitKeepingMount()).then(
               () => daemon.exit(0),
               (err) => {
                 log.error(`exit: ${(err as Error).message}`);
@@ -97,9 +102,23 @@ async function main(): Promise<number> {
       // a signal while the socket was being created: it must not outlive the daemon
       if (signalled) await api.close();
     }
+    // our extension: Prometheus text on --metrics-address, once the daemon is RUNNING
+    if (args.metricsAddress && metrics && !signalled) {
+      const [{ PrometheusServer }, { prometheusRegistry }] = await Promise.all([
+        import('../metrics/prometheus-server.js'),
+        import('../metrics/prometheus.js'),
+      ]);
+      const registry = prometheusRegistry(metrics.processMetrics, () => daemon.fuseSession?.inflight() ?? []);
+      prometheus = await PrometheusServer.start(args.metricsAddress, registry);
+      const a = prometheus.address;
+      log.info(`Prometheus metrics at http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`);
+      if (signalled) await prometheus.close();
+    }
   } catch (err) {
     if (args.logFile) log.error((err as Error).message);
     process.stderr.write(`Error: ${(err as Error).message}\n`);
+    // e.g. the metrics address is taken: the API socket, already serving, goes with the daemon
+    await api?.close().catch(() => undefined);
     await daemon.shutdown().catch(() => undefined);
     return 1;
   }

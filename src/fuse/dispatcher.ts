@@ -50,11 +50,24 @@ export interface DispatcherHooks {
   log: Log;
 }
 
+/** A request being handled, as GET /api/v1/metrics/inflight reports it (spec nydusd-runtime.md 3.5.8). */
+export interface InflightRequest {
+  nodeId: bigint;
+  opcode: number;
+  unique: bigint;
+  /** Unix seconds when it was picked up */
+  startedSecs: number;
+}
+
 /** Reply parts, with what to do once they are written (release leased read data). */
 type Reply = Uint8Array[] & { written?: () => void };
 
 interface InFlight {
   fd: number;
+  nodeId: bigint;
+  opcode: number;
+  /** wall-clock time (Unix seconds) when the request was picked up */
+  startedSecs: number;
   abort: AbortController | undefined;
   /** Set once a reply went out (an interrupt answers early; the handler's late answer is then dropped). */
   answered: boolean;
@@ -94,6 +107,15 @@ export class Dispatcher {
 
   get inflightCount(): number {
     return this.inflight.size;
+  }
+
+  /** The requests being handled now (answered ones whose handler still runs are not listed). */
+  inflightRequests(): InflightRequest[] {
+    const out: InflightRequest[] = [];
+    for (const [unique, t] of this.inflight) {
+      if (!t.answered) out.push({ nodeId: t.nodeId, opcode: t.opcode, unique, startedSecs: t.startedSecs });
+    }
+    return out;
   }
 
   /** Resolves once no request is being handled. */
@@ -136,7 +158,7 @@ export class Dispatcher {
         return;
     }
 
-    const task: InFlight = { fd, abort: undefined, answered: false };
+    const task: InFlight = { fd, nodeId: h.nodeId, opcode: h.opcode, startedSecs: Math.floor(Date.now() / 1000), abort: undefined, answered: false };
     this.inflight.set(h.unique, task);
     if (this.earlyInterrupts.delete(h.unique)) {
       this.finish(h.unique, task, [encodeError(h.unique, EINTR)]);

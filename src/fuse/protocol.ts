@@ -323,6 +323,17 @@ function writeEntryFields(b: Buffer, off: number, nodeId: bigint | number, gener
   writeAttr(b, off + 40, attr);
 }
 
+/** The bits of a node id below a VFS slot (spec nydusd-runtime.md 9.1: slot << 56 | inode). */
+export const SLOT_SHIFT = 56n;
+export const INODE_MASK = (1n << SLOT_SHIFT) - 1n;
+
+/** `slot << 56 | nodeId`: a filesystem's own node id as the kernel sees it when served in VFS slot `slot`. */
+export function withSlot(slot: number, nodeId: bigint | number): bigint {
+  const n = BigInt(nodeId);
+  if (n > INODE_MASK) throw new ProtocolError(`node id ${n} does not fit below a VFS slot`);
+  return (BigInt(slot) << SLOT_SHIFT) | n;
+}
+
 export function encodeEntryOut(e: EntryOut): Buffer {
   const b = Buffer.alloc(ENTRY_OUT_SIZE);
   writeEntryOut(b, 0, e);
@@ -441,6 +452,14 @@ export function direntPlusSize(nameLen: number): number {
 export class DirentWriter {
   private readonly buf: Buffer;
   private pos = 0;
+  /**
+   * Written into the top 8 bits of every non-zero node id of a READDIRPLUS entry: a VFS serving several
+   * filesystems in one session sets it to the listing filesystem's slot (spec nydusd-runtime.md 9.1), so that
+   * the filesystem writes its own node ids without knowing the slot.
+   */
+  nodeSlot = 0;
+  /** READDIRPLUS entries written with a non-zero node id: each is a lookup the kernel will FORGET one day. */
+  linked = 0;
   constructor(size: number, readonly plus: boolean) {
     this.buf = Buffer.alloc(size);
   }
@@ -475,6 +494,15 @@ export class DirentWriter {
     const need = direntPlusSize(len);
     if (this.pos + need > this.buf.length) return false;
     writeEntryFields(this.buf, this.pos, nodeId, generation, timeout, attrTimeout, attr);
+    if (nodeId !== 0 && nodeId !== 0n) {
+      this.linked++;
+      // the slot goes into the top byte of the node id already written (no BigInt per listed entry)
+      if (this.nodeSlot !== 0) {
+        const high = this.buf.readUInt32LE(this.pos + 4);
+        if (high >= 1 << 24) throw new ProtocolError(`node id ${nodeId} does not fit below a VFS slot`);
+        this.buf.writeUInt32LE(this.nodeSlot * 2 ** 24 + high, this.pos + 4);
+      }
+    }
     this.dirent(src, start, end, this.pos + ENTRY_OUT_SIZE, ino, off, type);
     this.pos += need;
     return true;

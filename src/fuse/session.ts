@@ -42,7 +42,7 @@ import {
   writeMessage,
   writeMessageAsync,
 } from './device.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type InflightRequest } from './dispatcher.js';
 import type { Log } from '../log.js';
 import type { FileSystem } from './filesystem.js';
 import { DEFAULT_MAX_WRITE, describeNegotiated, requestBufferSize, type NegotiateOptions, type Negotiated } from './negotiate.js';
@@ -260,6 +260,11 @@ export class Session extends EventEmitter {
 
   get opCounts(): ReadonlyMap<string, number> {
     return this.dispatcher.opCounts;
+  }
+
+  /** The requests being handled now (GET /api/v1/metrics/inflight). */
+  inflight(): InflightRequest[] {
+    return this.dispatcher.inflightRequests();
   }
 
   get maxReadSize(): number {

@@ -1,8 +1,12 @@
 // nydusd's command line, in the reference's forms: `nydusd fuse [flags]`, `nydusd singleton [flags]`, or the
 // legacy top-level form with the fuse flags. Values come as separate words (`--flag value`, as the
-// snapshotter passes them) or joined (`--flag=value`). Argument errors exit with status 2.
+// snapshotter passes them) or joined (`--flag=value`, `-Mvalue`). The words are read by the one argv parser
+// (src/argv.ts); the table below says which flags there are. Argument errors exit with status 2.
 
 import path from 'node:path';
+import { parseArgv, UsageError, type OptionSpec } from '../argv.js';
+
+export { UsageError };
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'off';
 export type FailoverPolicy = 'none' | 'resend' | 'flush';
@@ -14,6 +18,8 @@ export interface DaemonArgs {
   apisock?: string;
   /** permission bits of the API socket (our extension; default 0600, owner only) */
   apisockMode: number;
+  /** `host:port` of the Prometheus endpoint (our extension), e.g. 127.0.0.1:9110 */
+  metricsAddress?: string;
   config?: string;
   id?: string;
   supervisor?: string;
@@ -36,13 +42,6 @@ export interface DaemonArgs {
   fscacheThreads: number;
   /** flags accepted for compatibility and ignored (logged at debug level) */
   ignored: string[];
-}
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }
 
 type Scope = 'global' | 'fuse' | 'singleton';
@@ -76,6 +75,15 @@ const FLAGS: FlagSpec[] = [
     apply: (a, v) => {
       if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`invalid value '${v}' for '--apisock-mode': expected an octal mode such as 0600 or 0660`);
       a.apisockMode = parseInt(v, 8);
+    },
+  },
+  {
+    names: ['--metrics-address'], scope: 'global', takesValue: true, valueName: '<host:port>',
+    apply: (a, v) => {
+      if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) {
+        throw new UsageError(`invalid value '${v}' for '--metrics-address': expected host:port, e.g. 127.0.0.1:9110`);
+      }
+      a.metricsAddress = v;
     },
   },
   { names: ['--config', '-C'], scope: 'global', takesValue: true, valueName: '<file>', apply: (a, v) => (a.config = v) },
@@ -132,6 +140,8 @@ Global options:
       --apisock-mode <mode>    permissions of the API socket [default: 0600, owner only]; e.g. 0660 to let
                                the owner's group in (an extension of nydus-ts)
   -C, --config <file>          RAFS configuration (v1/v2 JSON, v2 TOML, YAML)
+      --metrics-address <host:port>  serve Prometheus metrics at http://<host:port>/metrics (an extension of
+                               nydus-ts; give a loopback address such as 127.0.0.1:9110)
       --id <id>                daemon id (requires --supervisor)
       --supervisor <path>      supervisor socket for failover (requires --id)
       --upgrade                start in takeover mode (requires --apisock)
@@ -157,52 +167,60 @@ Signals:
                                (each backend read is also logged at debug level)
 `;
 
+/** A FLAGS entry as the argv parser's option (`--thread-num` with its alias `--fuse-threads`, `-M`, ...). */
+interface FlagOption extends OptionSpec {
+  flag?: FlagSpec;
+}
+
+function optionOf(f: FlagSpec): FlagOption {
+  const longs = f.names.filter((n) => n.startsWith('--')).map((n) => n.slice(2));
+  const short = f.names.find((n) => !n.startsWith('--'))?.slice(1);
+  return {
+    long: longs[0]!, aliases: longs.slice(1), short, flag: f,
+    // clap names a value `<VALUE>` when USAGE gives it no name
+    value: f.takesValue ? (f.valueName ?? '<VALUE>') : undefined,
+  };
+}
+
+const OPTIONS: FlagOption[] = [
+  // anywhere, any number of times
+  { long: 'version', short: 'V', repeatable: true },
+  { long: 'help', short: 'h', repeatable: true },
+  ...FLAGS.map(optionOf),
+];
+
 export function parseArgs(argv: string[]): DaemonArgs {
   const a: DaemonArgs = {
     mode: 'fuse', version: false, help: false, upgrade: false, apisockMode: 0o600, logLevel: 'info', logRotationSize: 0, rlimitNofile: 1000000,
     virtualMountpoint: '/', failoverPolicy: 'resend', threads: 4, writable: false, fscacheThreads: 4, ignored: [],
   };
-  let i = 0;
   let sub: 'fuse' | 'singleton' | undefined;
-  // every flag at most once, as clap has it: a second --mountpoint silently winning hides a mistake
-  const given = new Set<FlagSpec>();
   if (argv[0] === 'fuse' || argv[0] === 'singleton') {
     sub = argv[0];
     a.mode = sub;
-    i = 1;
   }
-  for (; i < argv.length; i++) {
-    const word = argv[i]!;
-    if (word === '--version' || word === '-V') { a.version = true; continue; }
-    if (word === '--help' || word === '-h') { a.help = true; continue; }
-    if (word === 'fuse' || word === 'singleton') {
-      if (sub) throw new UsageError(`unexpected subcommand '${word}' after '${sub}'`);
-      throw new UsageError(`the subcommand '${word}' must come first`);
-    }
-    const eq = word.startsWith('--') ? word.indexOf('=') : -1;
-    const name = eq > 0 ? word.slice(0, eq) : word;
-    const spec = FLAGS.find((f) => f.names.includes(name));
-    if (!spec) throw new UsageError(`unexpected argument '${word}'`);
-    if (spec.scope === 'singleton' && a.mode !== 'singleton') throw new UsageError(`'${name}' is only valid with the singleton subcommand`);
-    if (spec.scope === 'fuse' && a.mode === 'singleton') throw new UsageError(`'${name}' is not valid with the singleton subcommand`);
-    if (given.has(spec)) {
-      const shown = spec.names.find((n) => n.startsWith('--')) ?? spec.names[0]!;
-      throw new UsageError(`the argument '${shown}${spec.valueName ? ` ${spec.valueName}` : ''}' cannot be used multiple times`);
-    }
-    given.add(spec);
-    let value = '';
-    if (spec.takesValue) {
-      if (eq > 0) value = word.slice(eq + 1);
-      else {
-        const next = argv[++i];
-        if (next === undefined) throw new UsageError(`a value is required for '${name}' but none was supplied`);
-        value = next;
+  // every flag at most once, as clap has it: a second --mountpoint silently winning hides a mistake
+  parseArgv(sub ? argv.slice(1) : argv, OPTIONS, {
+    endOfOptions: false,
+    admit: (o, name) => {
+      const scope = o.flag?.scope;
+      if (scope === 'singleton' && a.mode !== 'singleton') throw new UsageError(`'${name}' is only valid with the singleton subcommand`);
+      if (scope === 'fuse' && a.mode === 'singleton') throw new UsageError(`'${name}' is not valid with the singleton subcommand`);
+    },
+    onItem: (item) => {
+      if (item.kind === 'positional') {
+        const word = item.value;
+        if (word === 'fuse' || word === 'singleton') {
+          if (sub) throw new UsageError(`unexpected subcommand '${word}' after '${sub}'`);
+          throw new UsageError(`the subcommand '${word}' must come first`);
+        }
+        throw new UsageError(`unexpected argument '${word}'`);
       }
-    } else if (eq > 0) {
-      throw new UsageError(`'${name}' takes no value`);
-    }
-    spec.apply(a, value);
-  }
+      if (item.spec.long === 'version') a.version = true;
+      else if (item.spec.long === 'help') a.help = true;
+      else item.spec.flag!.apply(a, item.value);
+    },
+  });
   if ((a.id === undefined) !== (a.supervisor === undefined)) throw new UsageError('--id and --supervisor must be given together');
   if (a.bootstrap && a.sharedDir) throw new UsageError("'--bootstrap' cannot be used with '--shared-dir'");
   if (a.localfsDir && a.config) throw new UsageError("'--localfs-dir' cannot be used with '--config'");

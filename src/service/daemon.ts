@@ -10,6 +10,7 @@ import type { Logger } from './logger.js';
 import { checkMountpoint } from './mountpoint.js';
 import { checkInputDirectory, readInputFile } from '../input-file.js';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
+import { InstancePathError, Vfs } from './vfs.js';
 import { DaemonStateMachine } from './state-machine.js';
 import { ErrorEvents } from './events.js';
 import type { FileSystem } from '../fuse/filesystem.js';
@@ -69,7 +70,6 @@ export interface DaemonHooks {
 
 export class FuseDaemon {
   private session: Session | undefined;
-  private instance: RafsInstance | undefined;
   private stopping: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   readonly startTime = Date.now() / 1000;
@@ -77,7 +77,10 @@ export class FuseDaemon {
   readonly state = new DaemonStateMachine();
   /** final backend read failures, for GET /api/v1/daemon/events */
   readonly events = new ErrorEvents();
-  private mounted: MountedInstance | undefined;
+  /** every instance this daemon serves, under one FUSE session (dedicated: one at `/`) */
+  readonly vfs: Vfs<MountedInstance>;
+  /** instances detached but still held by the kernel, and live ones: all closed at shutdown */
+  private readonly open = new Set<MountedInstance>();
   /** exitKeepingMount ran: the FUSE readers are still blocked in the kernel */
   private keptMount = false;
 
@@ -85,16 +88,23 @@ export class FuseDaemon {
     readonly args: DaemonArgs,
     readonly log: Logger,
     readonly hooks: DaemonHooks = {},
-  ) {}
+  ) {
+    this.vfs = new Vfs<MountedInstance>({
+      uid: process.geteuid?.() ?? 0,
+      gid: process.getegid?.() ?? 0,
+      startTime: this.startTime,
+      released: (m) => this.release(m),
+    });
+  }
 
   /** The FUSE session, once mounted (metrics read its requests in flight). */
   get fuseSession(): Session | undefined {
     return this.session;
   }
 
-  /** The instances attached in the FUSE mount (only the initial one until the shared mode exists). */
+  /** The instances attached in the FUSE mount, in slot order. */
   instances(): MountedInstance[] {
-    return this.mounted ? [this.mounted] : [];
+    return this.vfs.attached().map((a) => a.owner);
   }
 
   /** Everything that can fail before the mount exists fails here, and nothing is left mounted. */
@@ -107,72 +117,167 @@ export class FuseDaemon {
     const a = this.args;
     if (!a.mountpoint) throw new Error('the --mountpoint argument is required in FUSE mode');
     const mountpoint = checkMountpoint(a.mountpoint);
-    // the path inside the FUSE mount where the image is attached: only the root until the shared mode exists
-    if (a.virtualMountpoint !== '/') {
-      throw new Error(`--virtual-mountpoint ${a.virtualMountpoint}: attaching an image below the mount root needs the shared mode (the API), not supported yet; use /`);
-    }
     if (a.sharedDir) throw new Error('--shared-dir (passthrough) is not supported by this nydusd');
     if (a.writable) throw new Error('--writable is not supported: images are served read-only');
     // a takeover start must not mount: failing is safer than mounting a second time over the live mount
     if (a.upgrade) throw new Error('--upgrade (takeover from a running daemon) is not supported by this nydusd yet');
-    if (!a.bootstrap) throw new Error('--bootstrap is required (a shared daemon without an initial image needs the API, not supported yet)');
     for (const flag of a.ignored) this.log.debug(`ignoring ${flag}: accepted for compatibility only`);
     if (a.supervisor) this.log.warn(`--supervisor ${a.supervisor}: failover is not implemented yet; the daemon runs without it`);
 
-    const config = loadConfig(a, this.log);
-    const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
-    if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
-    this.instance = createRafsInstance(
-      a.bootstrap,
-      config,
-      this.startTime,
-      (level, msg) => this.log.log(level, msg),
-      (msg) => this.events.record(msg),
-    );
-    const sb = this.instance.bootstrap.superblock;
-    this.log.info(`loaded RAFS v${sb.version} bootstrap ${a.bootstrap}: ${sb.inodeCount} inodes, ${this.instance.bootstrap.blobs.length} blobs`);
+    // with --bootstrap, the image of the command line at --virtual-mountpoint (dedicated: `/`); without, a shared
+    // daemon whose images all come through POST /api/v1/mount (nydusd-runtime.md 1.9)
+    let initial: MountedInstance | undefined;
+    if (a.bootstrap) {
+      const config = loadConfig(a, this.log);
+      const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
+      if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
+      initial = this.attach(a.virtualMountpoint, a.bootstrap, config);
+    } else if (!a.apisock) {
+      throw new Error('--bootstrap is required unless --apisock is given (a shared daemon gets its images through the API)');
+    }
 
     const log = this.log;
-    const mounted: MountedInstance = { mountpoint: '/', mountedAtNs: 0n, bootstrapPath: a.bootstrap, instance: this.instance };
-    const served = this.hooks.instrument?.(this.instance.fs, mounted) ?? this.instance.fs;
-    this.session = await Session.mount(served, {
-      mountpoint,
-      readers: Math.min(a.threads, 2),
-      // sequential reads arrive as 1 MiB requests (max_pages), four of them in flight: cold reads measured 11 %
-      // faster than with a 1 MiB window, whose requests waited for their chunk one by one (BENCHMARKS.md, run H)
-      readAheadKb: 4096,
-      // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
-      // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run O)
-      readdirplus: 'always',
-      // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
-      // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
-      poolReplies: false,
-      log: (level, msg) => log.log(level, msg),
-    });
-    this.session.once('closed', () => {
+    try {
+      this.session = await Session.mount(this.vfs, {
+        mountpoint,
+        readers: Math.min(a.threads, 2),
+        // sequential reads arrive as 1 MiB requests (max_pages), four of them in flight: cold reads measured 11 %
+        // faster than with a 1 MiB window, whose requests waited for their chunk one by one (BENCHMARKS.md, run H)
+        readAheadKb: 4096,
+        // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
+        // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run O)
+        readdirplus: 'always',
+        // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
+        // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
+        poolReplies: false,
+        log: (level, msg) => log.log(level, msg),
+      });
+    } catch (err) {
+      if (initial) this.vfs.detach(initial.mountpoint);
+      throw err;
+    }
+    const session = this.session;
+    this.vfs.notifier = {
+      invalEntry: (parent, name) => session.notifyInvalEntry(parent, name),
+      invalInode: (node) => session.notifyInvalInode(node),
+    };
+    session.once('closed', () => {
       // someone unmounted us (umount, fusermount -u, abort): release everything and leave with 0
       if (!this.stopping) {
         this.log.info(`FUSE connection at ${mountpoint} closed from outside; exiting`);
         void this.shutdown().then(() => this.exit(0));
       }
     });
-    mounted.mountedAtNs = nowNs();
-    this.mounted = mounted;
     // nydusd-runtime.md 1.9: Mount once the kernel mount exists, Start once requests are served (the session serves from its mount)
     await this.state.fire('Mount');
     await this.state.fire('Start');
-    // nydusd-runtime.md 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes, so that
-    // the first read of a huge layer finds them ready (issue 8: they were most of its cost)
-    const instance = this.instance;
+    if (initial) this.prepareInBackground(initial);
+    this.log.info(`mounted at ${mountpoint}${initial ? '' : ' (shared daemon: images come through the API)'}, state ${this.state.state}`);
+  }
+
+  /**
+   * nydusd-runtime.md 1.9 step 6.1: blob metas arrive in the background after the mount; so do the bootstrap's indexes,
+   * so that the first read of a huge layer finds them ready (issue 8: they were most of its cost).
+   */
+  private prepareInBackground(m: MountedInstance): void {
     setImmediate(() => {
       try {
-        instance.bootstrap.prepare?.();
+        m.instance.bootstrap.prepare?.();
       } catch (err) {
         this.log.debug(`preparing the bootstrap's indexes: ${(err as Error).message} (left to the reads that need them)`);
       }
-      void instance.device.openAll();
+      void m.instance.device.openAll();
     });
-    this.log.info(`mounted at ${mountpoint}, state ${this.state.state}`);
+  }
+
+  /** Builds an instance (bootstrap, backend, blob device, filesystem) without attaching it. */
+  private build(path: string, bootstrapPath: string, config: ConfigV2): MountedInstance {
+    const instance = createRafsInstance(
+      bootstrapPath,
+      config,
+      this.startTime,
+      (level, msg) => this.log.log(level, msg),
+      (msg) => this.events.record(msg),
+    );
+    const sb = instance.bootstrap.superblock;
+    this.log.info(`loaded RAFS v${sb.version} bootstrap ${bootstrapPath} for ${path}: ${sb.inodeCount} inodes, ${instance.bootstrap.blobs.length} blobs`);
+    return { mountpoint: path, mountedAtNs: nowNs(), bootstrapPath, instance };
+  }
+
+  private attach(path: string, bootstrapPath: string, config: ConfigV2): MountedInstance {
+    this.vfs.checkAttach(path);
+    const m = this.build(path, bootstrapPath, config);
+    this.open.add(m);
+    try {
+      this.vfs.attach(path, this.hooks.instrument?.(m.instance.fs, m) ?? m.instance.fs, m);
+    } catch (err) {
+      this.open.delete(m);
+      void m.instance.device.close().catch(() => undefined);
+      throw err;
+    }
+    return m;
+  }
+
+  /** POST /api/v1/mount (nydusd-runtime.md 3.5.6): a new instance at `path` inside the FUSE mount, visible at once. */
+  mountInstance(path: string, bootstrapPath: string, configText: string, prefetch: string[] = []): MountedInstance {
+    this.checkServing();
+    this.vfs.checkAttach(path);
+    const config = parseConfig(configText, (m) => this.log.warn(`configuration of ${path}: ${m}`));
+    const bad = prefetch.find((p) => typeof p !== 'string' || !p.startsWith('/'));
+    if (bad !== undefined) throw new Error(`invalid prefetch file list: ${JSON.stringify(bad)} is not an absolute path`);
+    const m = this.attach(path, bootstrapPath, config);
+    this.prepareInBackground(m);
+    this.log.info(`attached ${bootstrapPath} at ${path}`);
+    return m;
+  }
+
+  /**
+   * PUT /api/v1/mount: the instance at `path` is replaced by one built from `bootstrapPath` and `configText`. Nothing
+   * changes if that fails. Files opened before keep reading the old image until closed (the old instance lives on
+   * while the kernel holds its nodes); new lookups see the new one.
+   */
+  remountInstance(path: string, bootstrapPath: string, configText: string): MountedInstance {
+    this.checkServing();
+    if (!this.vfs.find(path)) throw new InstancePathError(`object or filesystem doesn't exist at ${path}`);
+    const config = parseConfig(configText, (m) => this.log.warn(`configuration of ${path}: ${m}`));
+    const m = this.build(path, bootstrapPath, config);
+    this.open.add(m);
+    let old: MountedInstance;
+    try {
+      old = this.vfs.replace(path, this.hooks.instrument?.(m.instance.fs, m) ?? m.instance.fs, m).old.owner;
+    } catch (err) {
+      this.open.delete(m);
+      void m.instance.device.close().catch(() => undefined);
+      throw err;
+    }
+    this.hooks.detached?.(old);
+    this.prepareInBackground(m);
+    this.log.info(`remounted ${path} with ${bootstrapPath}`);
+    return m;
+  }
+
+  /** DELETE /api/v1/mount: detaches the instance at `path`; its cache files stay on disk. */
+  umountInstance(path: string): void {
+    this.checkServing();
+    const old = this.vfs.detach(path).owner;
+    this.hooks.detached?.(old);
+    this.log.info(`detached ${old.bootstrapPath} from ${path}`);
+  }
+
+  private checkServing(): void {
+    if (!this.session || this.stopping) throw new Error(`the daemon is not serving (state ${this.state.state})`);
+  }
+
+  /** The kernel holds nothing of a detached instance any more: close its blob device (shared caches stay for others). */
+  private release(m: MountedInstance): void {
+    if (this.stopping || !this.open.delete(m)) return;
+    m.instance.device.close().catch((err) => this.log.warn(`closing blob device of ${m.mountpoint}: ${(err as Error).message}`));
+  }
+
+  /** At shutdown; `open` keeps them, for exit() to see backend reads still stuck in the kernel. */
+  private closeAll(): Promise<unknown> {
+    const all = [...this.open];
+    return Promise.all(all.map((m) => m.instance.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`))));
   }
 
   /**
@@ -180,12 +285,20 @@ export class FuseDaemon {
    * and errors, the blob caches' hits and fetched chunks, and FUSE requests per opcode, as one line of JSON.
    */
   async metrics(): Promise<string> {
-    const device = this.instance?.device;
-    if (!device) return JSON.stringify({ state: this.state.state });
-    const b = device.backend;
+    const instances = await Promise.all(
+      this.instances().map(async (m) => {
+        const device = m.instance.device;
+        const b = device.backend;
+        return {
+          mountpoint: m.mountpoint,
+          backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
+          cache: await device.stats(),
+        };
+      }),
+    );
+    const only = instances.length === 1 && instances[0]!.mountpoint === '/' ? instances[0]! : undefined;
     return JSON.stringify({
-      backend: { type: b.kind, reads: b.stats.reads, bytes: b.stats.bytes, errors: b.stats.errors },
-      cache: await device.stats(),
+      ...(only ? { backend: only.backend, cache: only.cache } : { state: this.state.state, instances }),
       // requests per FUSE opcode since the mount: shows what the kernel asks, e.g. per-entry round trips
       fuse: Object.fromEntries(this.session?.opCounts ?? []),
     });
@@ -197,13 +310,13 @@ export class FuseDaemon {
    * then it leaves with _exit. Otherwise the normal exit runs (exit hooks, --cpu-prof output).
    */
   exit(code: number): never {
-    const backend = this.instance?.device.backend;
+    const backends = [...this.open].map((m) => m.instance.device.backend);
     // after exitKeepingMount the FUSE reader threads still sit in reads of /dev/fuse that only an unmount would
     // end, and the normal exit would wait for them forever
     if (this.keptMount) {
       native.exit(code);
     }
-    if (backend && (backend.pending > 0 || backend.abandoned > 0)) {
+    if (backends.some((b) => b.pending > 0 || b.abandoned > 0)) {
       this.log.warn('backend reads are still stuck in the kernel; exiting without waiting for them');
       native.exit(code);
     }
@@ -224,7 +337,7 @@ export class FuseDaemon {
         if (this.state.state === 'READY') await this.state.fire('Exit');
         else if (this.state.state === 'INIT') await this.state.fire('Stop');
       } finally {
-        await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));
+        await this.closeAll();
       }
     })();
     return this.stopping;
@@ -241,7 +354,7 @@ export class FuseDaemon {
         if (this.state.state === 'RUNNING') await this.state.fire('Stop');
         if (this.state.state !== 'STOPPED') await this.state.fire('Stop', () => this.unmount());
       } finally {
-        await this.instance?.device.close().catch((err) => this.log.warn(`closing blob device: ${(err as Error).message}`));
+        await this.closeAll();
       }
     })();
     return this.stopping;

@@ -60,6 +60,9 @@ export async function readWithTimeout(
   }
 }
 
+/** One read attempt as the backend metrics record it: the requested length, how long it took, whether it failed. */
+export type BackendReadObserver = (length: number, millis: number, failed: boolean) => void;
+
 /** Backend counters, the raw material of the backend metrics. */
 export interface BackendStats {
   reads: number;
@@ -77,6 +80,7 @@ export class MeteredBackend implements BlobBackend {
   readonly stats: BackendStats = { reads: 0, bytes: 0, errors: 0 };
   /** reads that have not returned, including ones abandoned after their timeout */
   pending = 0;
+  private readonly observers: BackendReadObserver[] = [];
 
   constructor(
     private readonly inner: BlobBackend,
@@ -91,13 +95,20 @@ export class MeteredBackend implements BlobBackend {
     return this.inner.abandoned ?? 0;
   }
 
+  /** Calls `fn` after every read, with its requested length and duration (the metrics layer's per-size-class counters). */
+  observe(fn: BackendReadObserver): void {
+    this.observers.push(fn);
+  }
+
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     this.stats.reads++;
     this.pending++;
     const t0 = performance.now();
+    let failed = true;
     try {
       const data = await this.inner.read(blobId, offset, length, signal);
       this.stats.bytes += data.length;
+      failed = false;
       this.log?.('debug', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} in ${(performance.now() - t0).toFixed(1)} ms`);
       return data;
     } catch (err) {
@@ -106,6 +117,8 @@ export class MeteredBackend implements BlobBackend {
       throw err;
     } finally {
       this.pending--;
+      const millis = performance.now() - t0;
+      for (const fn of this.observers) fn(length, millis, failed);
     }
   }
 

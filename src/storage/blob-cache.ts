@@ -20,6 +20,7 @@ import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../image-mod
 import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
+import { RecentChunks, type RecentList } from './recent-chunks.js';
 import type { Log } from '../log.js';
 
 const pread = promisify(fs.read);
@@ -57,7 +58,6 @@ const roundUp = (n: number) => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
  * What a remembered chunk costs in memory: its bytes, or at least a fixed share for the Buffer object and map entry,
  * so that a list of tiny chunks is bounded by count too (16 MiB of 5-byte chunks would be 3 million entries).
  */
-const footprint = (b: Buffer) => Math.max(b.length, 1024);
 
 /** Never merge a fetch beyond this, whatever amplify_io says: 128 KiB is the reference's floor. */
 const MIN_AMPLIFY = 128 * 1024;
@@ -119,8 +119,10 @@ export interface BlobCacheOptions {
   digester: Digester;
   /** recycled memory for decoded chunks (chunk-arena.ts); without it every chunk is a new Buffer */
   arena?: ChunkArena;
-  /** bytes of freshly decoded chunks kept in memory per blob (default RECENT_BYTES) */
+  /** bytes of freshly decoded chunks kept in memory by this cache alone (default RECENT_BYTES), when no `recent` is given */
   recentBytes?: number;
+  /** the process-wide budget of freshly decoded chunks (share.ts): one for every blob cache, instead of one each */
+  recent?: RecentChunks;
   /**
    * cache.compressed: keep chunks compressed in `<blob_id>.blob.raw`. A cold read then writes the blob's bytes
    * instead of three or more times as many; every cache hit pays a decode.
@@ -137,6 +139,8 @@ export interface ChunkSlice {
 }
 
 export interface BlobCacheStats {
+  /** read requests that reached this cache (one per blob I/O vector: the blobcache metrics' `total`) */
+  reads: number;
   backendReads: number;
   backendBytes: number;
   cacheHits: number;
@@ -151,7 +155,7 @@ export interface BlobCacheStats {
 
 /** The zeroed counters of one blob cache. */
 export function emptyCacheStats(): BlobCacheStats {
-  return { backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
+  return { reads: 0, backendReads: 0, backendBytes: 0, cacheHits: 0, chunksFetched: 0, cacheRepairs: 0, cacheWriteErrors: 0, cacheWritesSkipped: 0 };
 }
 
 export class BlobCache {
@@ -185,8 +189,8 @@ export class BlobCache {
   private cutAt: number | undefined;
   /** chunks written again since the cut */
   private readonly rewritten = new Set<number>();
-  private readonly recent = new Map<number, Buffer>();
-  private recentBytes = 0;
+  private readonly recent: RecentList;
+  private readonly recentBudget: RecentChunks;
   private durableQueue: number[] = [];
   private durableRunning: Promise<void> | undefined;
   /** when the last chunk was written (performance.now()) */
@@ -215,6 +219,8 @@ export class BlobCache {
     private readonly opts: BlobCacheOptions,
     private readonly neighbours?: (index: number) => ChunkInfo | undefined,
   ) {
+    this.recentBudget = opts.recent ?? new RecentChunks(opts.recentBytes ?? RECENT_BYTES);
+    this.recent = this.recentBudget.list((b) => opts.arena?.release(b));
     fs.mkdirSync(opts.workDir, { recursive: true });
     this.raw = opts.compressed ?? false;
     const data = path.join(opts.workDir, `${blob.blobId}.blob.data`);
@@ -290,6 +296,11 @@ export class BlobCache {
     }
   }
 
+  /** Chunks marked ready in the chunk map (or in memory without one): the blobcache metrics' `entries_count`. */
+  get readyChunks(): number {
+    return this.map ? this.map.ready : this.memoryReady.size;
+  }
+
   /** Files this cache owns, as reported in blobcache metrics (`underlying_files`). */
   underlyingFiles(): string[] {
     return this.map ? [this.dataPath, this.mapPath] : [this.dataPath];
@@ -317,6 +328,7 @@ export class BlobCache {
    * chunk memory are kept in `lease` (required when the cache has an arena) until the caller releases it.
    */
   async read(f: FetchOptions, slices: ChunkSlice[], along: ChunkInfo[] = [], lease?: ChunkLease): Promise<Buffer[]> {
+    this.stats.reads++;
     const missing: ChunkInfo[] = [];
     const seen = new Set<number>();
     for (const s of slices) {
@@ -792,24 +804,9 @@ export class BlobCache {
   }
 
   private remember(key: number, plain: Buffer): void {
-    const limit = this.opts.recentBytes ?? RECENT_BYTES;
-    if (plain.length > limit / 4) return;
-    this.forget(key);
+    if (!this.recentBudget.admits(plain.length)) return;
     this.opts.arena?.hold(plain);
-    this.recent.set(key, plain);
-    this.recentBytes += footprint(plain);
-    for (const k of this.recent.keys()) {
-      if (this.recentBytes <= limit) break;
-      this.forget(k);
-    }
-  }
-
-  private forget(key: number): void {
-    const b = this.recent.get(key);
-    if (!b) return;
-    this.recent.delete(key);
-    this.recentBytes -= footprint(b);
-    this.opts.arena?.release(b);
+    this.recent.put(key, plain);
   }
 
   private async drainDurable(): Promise<void> {
@@ -885,7 +882,7 @@ export class BlobCache {
     await Promise.allSettled([...this.persisting]);
     while (this.durableRunning) await this.durableRunning.catch(() => undefined);
     this.closed = true;
-    for (const k of [...this.recent.keys()]) this.forget(k);
+    this.recent.close();
     this.map?.close();
     fs.closeSync(this.dataFd);
     if (this.directFd >= 0) fs.closeSync(this.directFd);

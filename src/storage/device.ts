@@ -154,6 +154,43 @@ export class BlobDevice {
     return files;
   }
 
+  /**
+   * The names (relative to work_dir) of every cache file of every blob of the image, whether opened yet or not: the
+   * blobcache metrics' `underlying_files` (DECISIONS.md 13, snapshotter-contract.md 5.3: the snapshotter deletes
+   * whatever cache file no instance lists, so the list is complete from the mount on). `<id>.blob.data` comes first,
+   * the reference's name for a blob's cache even when its chunks are kept in `.blob.raw`.
+   */
+  cacheFileNames(): string[] {
+    const names: string[] = [];
+    for (const b of this.blobs) {
+      if (!BLOB_ID.test(b.blobId)) continue;
+      names.push(`${b.blobId}.blob.data`);
+      if (this.opts.compressed) names.push(`${b.blobId}.blob.raw`);
+      if (b.chunkCount > 0) names.push(`${b.blobId}.blob.data.chunk_map`);
+      if (this.opts.useBlobMeta) names.push(`${b.blobId}.blob.meta`);
+    }
+    return names;
+  }
+
+  /** Chunks ready in the caches of the blobs opened so far (the blobcache metrics' `entries_count`). */
+  async readyChunks(): Promise<number> {
+    let n = 0;
+    for (const p of this.opened.values()) {
+      const b = await p.catch(() => undefined);
+      if (b) n += b.cache.readyChunks;
+    }
+    return n;
+  }
+
+  get workDir(): string {
+    return this.opts.workDir;
+  }
+
+  /** Whether cache.validate checks every chunk read from the cache (its hits are then the metrics' `whole_hits`). */
+  get validatesCache(): boolean {
+    return this.opts.validateCache ?? false;
+  }
+
   /** Sum of the per-blob counters, for tests and metrics. */
   async stats(): Promise<BlobCacheStats> {
     const total = emptyCacheStats();

@@ -7,16 +7,22 @@ import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
 import { BackendError, type BlobBackend } from './backend.js';
 import { ChunkArena } from './chunk-arena.js';
+import { RecentChunks } from './recent-chunks.js';
 import type { BlobInfo } from '../image-model.js';
 import type { Log } from '../log.js';
 
 /**
- * Recycled memory for decoded chunks, shared by every blob of every image: the `recent` lists (16 MiB per blob), the
+ * Recycled memory for decoded chunks, shared by every blob of every image: the recent chunks (16 MiB for all blobs), the
  * chunks waiting for their cache write and those being replied fit; beyond it chunks get memory of their own.
  */
 const ARENA_BYTES = 64 * 1024 * 1024;
 /** Slot size of the shared arena: the usual chunk size. Larger chunks (rare) take memory of their own. */
 const ARENA_SLOT = 1024 * 1024;
+/**
+ * Freshly decoded chunks kept in memory, for all blobs of all images together (recent-chunks.ts): what one blob had
+ * alone before. 16 MiB per blob made about 10 MiB of RSS per image attached to a shared daemon (BENCHMARKS.md, run R).
+ */
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 /** One blob's cache, as handed to the images that read it. */
 export interface SharedBlob {
@@ -43,6 +49,8 @@ interface Entry {
 
 export class StorageShare {
   private arenaInstance: ChunkArena | undefined;
+  /** the one budget of recently decoded chunks of every blob cache of this share */
+  readonly recent = new RecentChunks(RECENT_BYTES);
   private readonly blobs = new Map<string, Entry>();
 
   /** The arena every blob cache of this share decodes into (created on first use). */
@@ -77,7 +85,7 @@ export class StorageShare {
     }
     const opening = (async (): Promise<SharedBlob> => {
       const meta = opts.useBlobMeta ? await BlobMeta.open(blob, opts.workDir, opts.backend, opts.timeoutSec, opts.log) : undefined;
-      const cache = new BlobCache(blob, { ...opts, arena: opts.arena ?? this.arena }, meta ? (i) => meta.chunk(i) : undefined);
+      const cache = new BlobCache(blob, { ...opts, arena: opts.arena ?? this.arena, recent: opts.recent ?? (opts.recentBytes === undefined ? this.recent : undefined) }, meta ? (i) => meta.chunk(i) : undefined);
       return { cache, meta };
     })();
     const created: Entry = { opening, refs: 1, compressed: opts.compressed ?? false };

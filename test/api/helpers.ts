@@ -157,7 +157,15 @@ export function rawExchange(sock: string, bytes: string | Buffer, body?: Buffer,
     // the server may end the connection while a large body is still being written: keep what it answered
     s.on('error', (e) => (/HTTP\/1\.1 \d{3}/.test(got) ? undefined : reject(e)));
     s.write(bytes);
-    if (body) s.write(body);
+    // the body in pieces, yielding between them, so that an answer the server sends early is read before the rest
+    // is written (a server that then ends the connection would make a later write fail with EPIPE)
+    let at = 0;
+    const more = () => {
+      if (!body || at >= body.length || /HTTP\/1\.1 \d{3}/.test(got) || s.destroyed) return;
+      s.write(body.subarray(at, at + 65536), () => setImmediate(more));
+      at += 65536;
+    };
+    more();
   });
 }
 

@@ -43,22 +43,37 @@ const CASES: Record<string, Case[]> = {
   sendFuseFd: [{ url: '/api/v1/daemon/fuse/sendfd', status: 501, check: err(/^Upgrade: not implemented yet: failover/) }],
   takeoverFuseFd: [{ url: '/api/v1/daemon/fuse/takeover', status: 501, check: err(/^Upgrade: not implemented yet: failover/) }],
   mountFilesystem: [
-    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 501, check: err(/^Mount: .*issue 9/) },
+    // the dedicated daemon's image serves the FUSE root: nothing can be attached inside it (shared-mode.test.ts attaches)
+    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 500, check: err(/^Mount: .*inside the instance at \//) },
+    { url: '/api/v1/mount?mountpoint=%2F..%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 400, check: err(/^Mount: .*normalised/) },
+    { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"passthrough_fs","source":"/x","config":""}', status: 501, check: err(/^Mount: .*passthrough/) },
     { url: '/api/v1/mount', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 400, check: err(/mountpoint/) },
     { url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","config":"{}"}', status: 400, check: err(/source/) },
   ],
-  remountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 501, check: err(/^Mount: .*issue 9/) }],
-  umountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', status: 501, check: err(/^Mount: .*issue 9/) }],
-  getGlobalMetrics: [{ url: '/api/v1/metrics', status: 501, check: err(/^GlobalMetrics: .*issue 9/) }],
-  getFilesMetrics: [{ url: '/api/v1/metrics/files?latest=true', status: 501, check: err(/^FsFilesMetrics: .*issue 9/) }],
-  getPatternMetrics: [{ url: '/api/v1/metrics/pattern', status: 501, check: err(/^Pattern: .*issue 9/) }],
-  getBackendMetrics: [{ url: '/api/v1/metrics/backend', status: 501, check: err(/^BackendMetrics: .*issue 9/) }],
-  getBlobcacheMetrics: [{ url: '/api/v1/metrics/blobcache?id=%2F', status: 501, check: err(/^BlobcacheMetrics: .*issue 9/) }],
-  getInflightMetrics: [{ url: '/api/v1/metrics/inflight', status: 501, check: err(/^InflightMetrics: .*issue 9/) }],
-  getDynamicConfig: [{ url: '/api/v1/config?id=%2F', status: 501, check: err(/^Configure: .*issue 9/) }],
+  remountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', body: '{"fs_type":"rafs","source":"/x","config":"{}"}', status: 500, check: err(/^Mount: object or filesystem doesn't exist/) }],
+  umountFilesystem: [{ url: '/api/v1/mount?mountpoint=%2F42', status: 500, check: err(/^Mount: object or filesystem doesn't exist/) }],
+  getGlobalMetrics: [
+    { url: '/api/v1/metrics', status: 200, check: (j) => assert.equal((j as { id: string }).id, '/') },
+    { url: '/api/v1/metrics?id=%2Fnope', status: 404, check: err(/^GlobalMetrics: Metrics\(Stats\(NoCounter\)\)/) },
+  ],
+  getFilesMetrics: [
+    { url: '/api/v1/metrics/files?latest=true', status: 200, check: (j) => assert.deepEqual(j, []) },
+    { url: '/api/v1/metrics/files', status: 200, check: (j) => assert.deepEqual(j, {}) },
+    { url: '/api/v1/metrics/files?id=%2Fnope', status: 404, check: err(/^FsFilesMetrics: Metrics\(Stats\(NoCounter\)\)/) },
+  ],
+  getPatternMetrics: [{ url: '/api/v1/metrics/pattern', status: 200, check: (j) => assert.deepEqual(j, []) }],
+  getBackendMetrics: [{ url: '/api/v1/metrics/backend', status: 200, check: (j) => assert.equal((j as { backend_type: string }).backend_type, 'localfs') }],
+  getBlobcacheMetrics: [
+    { url: '/api/v1/metrics/blobcache', status: 200, check: (j, d) => assert.equal((j as { store_path: string }).store_path, d.cache) },
+    // the blob cache is keyed by the configuration id (none with --localfs-dir), not by the mountpoint
+    { url: '/api/v1/metrics/blobcache?id=%2F', status: 404, check: err(/^BlobcacheMetrics: Metrics\(Stats\(NoCounter\)\)/) },
+  ],
+  getInflightMetrics: [{ url: '/api/v1/metrics/inflight', status: 204 }],
+  getDynamicConfig: [{ url: '/api/v1/config?id=%2F', status: 200, check: (j) => assert.deepEqual(j, {}) }],
   updateDynamicConfig: [
-    { url: '/api/v1/config?id=%2F', body: '{"registry_auth":"dXNlcjpwYXNz"}', status: 501, check: err(/^Configure: .*issue 9/) },
+    { url: '/api/v1/config?id=%2F', body: '{"registry_auth":"dXNlcjpwYXNz"}', status: 204 },
     { url: '/api/v1/config?id=%2F', body: '{"registry_auth":5}', status: 400 },
+    { url: '/api/v1/config?id=%2F', body: '{"bogus":"x"}', status: 500, check: err(/^Configure: .*unknown key "bogus"/) },
   ],
   describeDaemonV2: [{ url: '/api/v2/daemon', status: 200, check: (j) => assert.equal((j as { backend_collection: unknown }).backend_collection, null) }],
   configureDaemonV2: [

@@ -2,10 +2,10 @@
 // silently taken, ignored, or (a mount on procfs) deadlocking the daemon on itself.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
-import { cleanupDaemons, isMounted, removeDir, requireEnv, runNydusd, tempDir, writeConfig } from '../nydusd/helpers.js';
+import { cleanupDaemons, isMounted, mountImage, removeDir, requireEnv, runNydusd, tempDir, writeConfig } from '../nydusd/helpers.js';
 
 const SAMPLE = path.join(projectRoot, 'bootstrap-samples', 'v6-zstd');
 
@@ -42,10 +42,11 @@ describe('nydusd command-line traps', () => {
     assert.equal(isMounted(mnt), false);
   });
 
-  it('-m other than / is refused (exit 1); a relative one is a usage error (exit 2)', async () => {
-    const r = await runNydusd([...base(), '--mountpoint', mnt, '-m', '/nonexist'], 20_000, mnt);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^Error: --virtual-mountpoint \/nonexist: attaching an image below the mount root needs the shared mode/m);
+  it('-m /a/b attaches the image there, below a pseudo root; a relative one is a usage error (exit 2)', async () => {
+    const d = await mountImage([...base(), '--mountpoint', mnt, '-m', '/a/b'], mnt);
+    assert.deepEqual(readdirSync(mnt), ['a']);
+    assert.deepEqual(readFileSync(path.join(mnt, 'a', 'b', 'hello')), readFileSync(path.join(projectRoot, 'bootstrap-samples', 'tree', 'hello')));
+    assert.equal((await d.stop()).code, 0);
     const rel = await runNydusd([...base(), '--mountpoint', mnt, '-m', 'sub'], 20_000, mnt);
     assert.equal(rel.code, 2, rel.stderr);
     assert.match(rel.stderr, /^error: invalid value 'sub' for '--virtual-mountpoint': must be an absolute path$/m);

@@ -1,5 +1,8 @@
-// A small declarative argument parser for the nydus-image subcommands: long/short flags, `--flag=value`,
-// repeated options, positionals, and usage errors that name the offending flag.
+// The nydus-image subcommands' options: each subcommand has a table of OptSpec, read by the one argv parser
+// (src/argv.ts) with nydus-image's own wording of usage errors (`create: unknown option '--x'`).
+import { parseArgv, UsageError, type OptionSpec, type UsageMessages } from '../../argv.js';
+
+export { UsageError };
 
 export interface OptSpec {
   long: string;
@@ -11,59 +14,31 @@ export interface OptSpec {
   help: string;
 }
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 export interface Parsed {
   opts: Map<string, string[]>;
   flags: Set<string>;
   positionals: string[];
 }
 
+function messages(command: string): UsageMessages {
+  return {
+    unknown: (_word, name) => `${command}: unknown option '${name}'`,
+    missingValue: (spec) => `${command}: option '--${spec.long}' needs a value`,
+    repeated: (spec) => `${command}: option '--${spec.long}' given more than once`,
+    unexpectedValue: (spec) => `${command}: option '--${spec.long}' takes no value`,
+  };
+}
+
 export function parseArgs(argv: string[], specs: OptSpec[], command: string): Parsed {
-  const byLong = new Map(specs.map((s) => [s.long, s]));
-  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
-  const out: Parsed = { opts: new Map(), flags: new Set(), positionals: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      out.positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    let spec: OptSpec | undefined;
-    let inline: string | undefined;
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-      if (eq >= 0) inline = a.slice(eq + 1);
-      spec = byLong.get(name);
-      if (!spec) throw new UsageError(`${command}: unknown option '--${name}'`);
-    } else if (a.startsWith('-') && a.length > 1) {
-      spec = byShort.get(a.slice(1, 2));
-      if (!spec) throw new UsageError(`${command}: unknown option '${a.slice(0, 2)}'`);
-      if (a.length > 2) inline = a.slice(2);
-    } else {
-      out.positionals.push(a);
-      continue;
-    }
-    if (spec.value) {
-      let v = inline;
-      if (v === undefined) {
-        if (i + 1 >= argv.length) throw new UsageError(`${command}: option '--${spec.long}' needs a value`);
-        v = argv[++i];
-      }
-      const list = out.opts.get(spec.long) ?? [];
-      if (list.length > 0 && !spec.multiple) throw new UsageError(`${command}: option '--${spec.long}' given more than once`);
-      list.push(v);
-      out.opts.set(spec.long, list);
-    } else {
-      if (inline !== undefined) throw new UsageError(`${command}: option '--${spec.long}' takes no value`);
-      out.flags.add(spec.long);
-    }
+  // a switch may be repeated (it stays on); a value option only when it collects values
+  const options: OptionSpec[] = specs.map((s) => ({
+    long: s.long, short: s.short, value: s.value ? '<value>' : undefined, repeatable: s.multiple || !s.value, help: s.help,
+  }));
+  const p = parseArgv(argv, options, { messages: messages(command) });
+  const out: Parsed = { opts: new Map(), flags: new Set(), positionals: p.positionals };
+  for (const [long, values] of p.options) {
+    if (specs.find((s) => s.long === long)!.value) out.opts.set(long, values);
+    else out.flags.add(long);
   }
   return out;
 }
