@@ -2,14 +2,18 @@
 // GET /api/v1/metrics on one keep-alive connection (as nydus-snapshotter polls), first with the daemon idle, then
 // while 4 readers stream the big tree's files from the mount (dd iflag=direct, so every read reaches the daemon:
 // a cold pass that fetches and decodes, then cache hits), and the ratio loaded / idle. nydusd is dedicated, on the
-// `big` image (6 × 192 MiB), with --apisock; a fresh daemon and an empty blob cache per run. /api/v1/metrics is
-// measured only when it answers 200; otherwise its rows read "n/a (<status>)".
+// `big` image (6 × 192 MiB), with --apisock; a fresh daemon and an empty blob cache per run. The peer, side by side
+// in each run (the order alternates): the reference nydusd (nydus-rs, `npm run peers`) under the same load, when
+// installed. A route is measured only when it answers 200; otherwise its rows read "n/a (<status>)".
 //   node dist/bench/api-latency.js [--work /tmp/nydus-bench] [--runs 3] [--samples 2000]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, rmrf, runsList, startNydusd, stopAll, waitFor } from './common.js';
+import {
+  dropCaches, fmt, loadavg, machineInfo, median, parseCommonArgs, printTable, referenceNydusd, rmrf, runsList, startNydusd, startReferenceNydusd, stopAll,
+  waitFor, type FuseServer,
+} from './common.js';
 import { bigTree } from './datasets.js';
 import { cachedImages } from './images.js';
 
@@ -77,33 +81,42 @@ async function main(): Promise<void> {
   const own = path.join(work, `api-latency-${process.pid}`);
   const mnt = path.join(own, 'mnt');
   const sock = path.join(own, 'api.sock');
-  const idle = new Map<string, (Figures | number)[]>(ROUTES.map((r) => [r, []]));
-  const loaded = new Map<string, (Figures | number)[]>(ROUTES.map((r) => [r, []]));
+  const sides = ['nydusd', ...(fs.existsSync(referenceNydusd) ? ['nydusd-rs (reference)'] : [])];
+  if (sides.length === 1) console.log(`the reference nydusd is not installed (${referenceNydusd}): ours only`);
+  const key = (side: string, route: string) => `${side} ${route}`;
+  const idle = new Map<string, (Figures | number)[]>();
+  const loaded = new Map<string, (Figures | number)[]>();
+  const push = (m: Map<string, (Figures | number)[]>, k: string, v: Figures | number) => m.set(k, [...(m.get(k) ?? []), v]);
   try {
     for (let r = 0; r < runs; r++) {
-      dropCaches();
-      fs.mkdirSync(own, { recursive: true });
-      const server = await startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, [], { args: ['--apisock', sock] });
-      const readers: ChildProcess[] = [];
-      try {
-        await waitFor(() => fs.existsSync(sock), 'the API socket');
-        for (const route of ROUTES) idle.get(route)!.push(await measure(sock, route, samples));
-        const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
-        const cpu0 = server.cpuSeconds();
-        const t0 = Date.now();
-        for (let i = 0; i < READERS; i++) readers.push(startReader(files, i));
-        for (const route of ROUTES) loaded.get(route)!.push(await measure(sock, route, samples));
-        console.log(`run ${r + 1}/${runs}: loaded phase ${((Date.now() - t0) / 1000).toFixed(1)} s, daemon CPU ${(server.cpuSeconds() - cpu0).toFixed(1)} s, load ${loadavg()}`);
-      } finally {
-        for (const p of readers) {
-          try {
-            process.kill(-p.pid!, 'SIGKILL');
-          } catch {
-            // already gone
+      for (let k = 0; k < sides.length; k++) {
+        const side = sides[(k + r) % sides.length]!;
+        dropCaches();
+        fs.mkdirSync(own, { recursive: true });
+        const server: FuseServer = side === 'nydusd'
+          ? await startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, [], { args: ['--apisock', sock] })
+          : await startReferenceNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, { args: ['--apisock', sock] });
+        const readers: ChildProcess[] = [];
+        try {
+          await waitFor(() => fs.existsSync(sock), 'the API socket');
+          for (const route of ROUTES) push(idle, key(side, route), await measure(sock, route, samples));
+          const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
+          const cpu0 = server.cpuSeconds();
+          const t0 = Date.now();
+          for (let i = 0; i < READERS; i++) readers.push(startReader(files, i));
+          for (const route of ROUTES) push(loaded, key(side, route), await measure(sock, route, samples));
+          console.log(`run ${r + 1}/${runs}, ${side}: loaded phase ${((Date.now() - t0) / 1000).toFixed(1)} s, daemon CPU ${(server.cpuSeconds() - cpu0).toFixed(1)} s, load ${loadavg()}`);
+        } finally {
+          for (const p of readers) {
+            try {
+              process.kill(-p.pid!, 'SIGKILL');
+            } catch {
+              // already gone
+            }
           }
+          await server.stop();
+          rmrf(own);
         }
-        await server.stop();
-        rmrf(own);
       }
     }
   } finally {
@@ -114,22 +127,28 @@ async function main(): Promise<void> {
     typeof xs[0] === 'number' ? `n/a (${xs[0]})` : `${runsList(xs.map((x) => (x as Figures)[k]))} (median ${fmt(median(xs.map((x) => (x as Figures)[k])))})`;
   const rows: string[][] = [];
   for (const route of ROUTES) {
-    for (const [phase, m] of [['idle', idle], [`${READERS} readers (O_DIRECT)`, loaded]] as const) {
-      const xs = m.get(route)!;
-      rows.push([`GET ${route}`, phase, cell(xs, 'p50'), cell(xs, 'p99'), cell(xs, 'max')]);
+    for (const side of sides) {
+      for (const [phase, m] of [['idle', idle], [`${READERS} readers (O_DIRECT)`, loaded]] as const) {
+        const xs = m.get(key(side, route))!;
+        rows.push([`GET ${route}`, side, phase, cell(xs, 'p50'), cell(xs, 'p99'), cell(xs, 'max')]);
+      }
     }
   }
   console.log('');
-  printTable(['route', 'daemon', `p50 ms per run (${samples} requests)`, 'p99 ms per run', 'max ms per run'], rows);
+  printTable(['route', 'server', 'daemon', `p50 ms per run (${samples} requests)`, 'p99 ms per run', 'max ms per run'], rows);
   console.log('');
+  const p99 = (m: Map<string, (Figures | number)[]>, side: string, route: string) => {
+    const xs = m.get(key(side, route)) ?? [];
+    return typeof xs[0] === 'number' || !xs.length ? NaN : median(xs.map((x) => (x as Figures).p99));
+  };
   const ratioRows = ROUTES.map((route) => {
-    const l = loaded.get(route)!;
-    const i = idle.get(route)!;
-    if (typeof l[0] === 'number') return [`GET ${route}`, `n/a (${l[0]})`, `n/a (${l[0]})`, '< 5 ms'];
-    const p99 = median(l.map((x) => (x as Figures).p99));
-    return [`GET ${route}`, fmt(p99 / median(i.map((x) => (x as Figures).p99))), fmt(p99), '< 5 ms'];
+    const l = loaded.get(key('nydusd', route))!;
+    if (typeof l[0] === 'number') return [`GET ${route}`, `n/a (${l[0]})`, `n/a (${l[0]})`, '-', '< 5 ms'];
+    const ours = p99(loaded, 'nydusd', route);
+    const ref = sides.length > 1 ? p99(loaded, sides[1]!, route) : NaN;
+    return [`GET ${route}`, fmt(ours), fmt(ours / p99(idle, 'nydusd', route)), Number.isFinite(ref) ? fmt(ours / ref) : 'n/a', '< 5 ms'];
   });
-  printTable(['route', 'p99 under load / p99 idle', 'p99 under load, median ms', 'goal'], ratioRows);
+  printTable(['route', 'nydusd p99 under load, median ms', 'nydusd p99 under load / idle', 'nydusd / reference, p99 under load', 'goal'], ratioRows);
   console.log(`load average at end: ${loadavg()}`);
 }
 

@@ -339,7 +339,7 @@ export async function startReferenceNydusd(
   blobDir: string,
   work: string,
   mountpoint: string,
-  opts: { keepCache?: boolean; compressed?: boolean } = {},
+  opts: { keepCache?: boolean; compressed?: boolean; args?: string[] } = {},
 ): Promise<FuseServer> {
   if (!fs.existsSync(referenceNydusd)) throw new Error(`the reference nydusd is missing at ${referenceNydusd}: run npm run peers`);
   const cacheDir = path.join(work, 'nydusd-rs-cache');
@@ -350,7 +350,7 @@ export async function startReferenceNydusd(
     device: { backend: { type: 'localfs', config: { dir: blobDir } }, cache: { type: 'blobcache', compressed: opts.compressed ?? false, config: { work_dir: cacheDir } } },
     mode: 'direct', digest_validate: false, enable_xattr: true,
   }));
-  return FuseServer.start('nydusd-rs', referenceNydusd, ['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', '--rlimit-nofile', '0'], mountpoint);
+  return FuseServer.start('nydusd-rs', referenceNydusd, ['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', '--rlimit-nofile', '0', ...(opts.args ?? [])], mountpoint);
 }
 
 /** Resident set of a process now, MiB. */

@@ -5,7 +5,8 @@
 // The daemon runs on the `big` image (6 × 192 MiB) with --apisock, as the snapshotter starts it; fresh blob cache.
 // Each figure "idle" or "settled" is read after IDLE_WINDOW_S seconds without work (see quietRss); the bare node
 // processes idle through the same window, side by side with the daemon's first one.
-// The shared-daemon figure (10 images) waits for shared mode.
+// The peer, measured the same way right after ours in each run: the reference nydusd (nydus-rs, `npm run peers`),
+// when installed. The shared daemon with ten images is bench/shared-rss.ts.
 // `--node-args '--max-semi-space-size=4 ...'` passes V8/node flags to nydusd (for finding where the memory goes).
 //   node dist/bench/rss.js [--work /tmp/nydus-bench] [--runs 3] [--node-args FLAGS]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   dropCaches, fileSize, fmt, loadavg, machineInfo, median, nowSec, parseCommonArgs, printTable, projectRoot, rmrf, rssMiB, runsList,
-  sh, startNydusd, stopAll, waitFor,
+  referenceNydusd, sh, startNydusd, startReferenceNydusd, stopAll, waitFor, type FuseServer,
 } from './common.js';
 import { bigTree } from './datasets.js';
 import { cachedImages } from './images.js';
@@ -53,6 +54,54 @@ async function startBareNode(modules: string[]): Promise<ChildProcess> {
   return child;
 }
 
+interface DaemonFigures {
+  /** the largest resident set of the idle window (before V8 gives back its heap) */
+  idleMax: number;
+  idle: number;
+  idleAnon: number;
+  peak: number;
+  atEnd: number;
+  settled: number;
+  settledAnon: number;
+  readMiBs: number;
+}
+
+/** Starts a daemon, walks its tree, idles, reads every file cold, idles again; `onIdle` runs at the end of the first idle. */
+async function measureDaemon(start: () => Promise<FuseServer>, sock: string, mnt: string, onIdle: () => void): Promise<DaemonFigures> {
+  dropCaches();
+  const server = await start();
+  try {
+    await waitFor(() => fs.existsSync(sock), 'the API socket');
+    const pid = server.pid!;
+    // the tree walk: every entry looked up and stat'ed
+    sh(`find '${mnt}' -ls > /dev/null`);
+    const i = await quietRss(pid);
+    onIdle();
+    // the cold read: every file once, sampling the resident set meanwhile
+    dropCaches();
+    const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
+    const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
+    let top = 0;
+    const sampler = setInterval(() => (top = Math.max(top, rssMiB(pid).rss)), 100);
+    // dd in the background so that this process can sample
+    const reading = new Promise<void>((resolve, reject) => {
+      const p = spawn('sh', ['-c', files.map((f) => `dd if='${f}' of=/dev/null bs=1M status=none`).join(' && ')], { stdio: 'ignore' });
+      p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`reading the mount failed (${code})`))));
+    });
+    const t0 = nowSec();
+    await reading.finally(() => clearInterval(sampler));
+    const seconds = nowSec() - t0;
+    const end = rssMiB(pid);
+    const s = await quietRss(pid);
+    return {
+      idleMax: i.max, idle: i.rss, idleAnon: i.anon, peak: Math.max(top, end.rss, server.peakRssMiB()), atEnd: end.rss,
+      settled: s.rss, settledAnon: s.anon, readMiBs: bytes / 2 ** 20 / seconds,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
   const nodeArgs = rest.get('node-args')?.split(' ').filter(Boolean) ?? [];
@@ -64,93 +113,76 @@ async function main(): Promise<void> {
   const own = path.join(work, `rss-${process.pid}`);
   const mnt = path.join(own, 'mnt');
   const sock = path.join(own, 'api.sock');
+  const withRef = fs.existsSync(referenceNydusd);
+  if (!withRef) console.log(`the reference nydusd is not installed (${referenceNydusd}): ours only`);
   const bare: number[] = [];
   const bareEmpty: number[] = [];
-  const idle: number[] = [];
-  const idleAnon: number[] = [];
-  const peak: number[] = [];
-  const atEnd: number[] = [];
-  const settled: number[] = [];
-  const settledAnon: number[] = [];
-  const idleBefore: number[] = [];
-  const readMiB: number[] = [];
+  const ours: DaemonFigures[] = [];
+  const ref: DaemonFigures[] = [];
   try {
     for (let r = 0; r < runs; r++) {
       const bareProcs = [await startBareNode(DAEMON_MODULES), await startBareNode([])];
-      dropCaches();
-      fs.mkdirSync(own, { recursive: true });
-      const server = await startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, nodeArgs, { args: ['--apisock', sock] });
       try {
-        await waitFor(() => fs.existsSync(sock), 'the API socket');
-        const pid = server.pid!;
-        // the tree walk: every entry looked up and stat'ed
-        sh(`find '${mnt}' -ls > /dev/null`);
-        const i = await quietRss(pid);
-        idle.push(i.rss);
-        idleAnon.push(i.anon);
-        idleBefore.push(i.max);
-        bare.push(rssMiB(bareProcs[0]!.pid!).rss);
-        bareEmpty.push(rssMiB(bareProcs[1]!.pid!).rss);
-        for (const b of bareProcs) b.kill('SIGKILL');
-        // the cold read: every file once, sampling the resident set meanwhile
-        dropCaches();
-        const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
-        const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
-        let top = 0;
-        const sampler = setInterval(() => (top = Math.max(top, rssMiB(pid).rss)), 100);
-        // dd in the background so that this process can sample
-        const reading = new Promise<void>((resolve, reject) => {
-          const p = spawn('sh', ['-c', files.map((f) => `dd if='${f}' of=/dev/null bs=1M status=none`).join(' && ')], { stdio: 'ignore' });
-          p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`reading the mount failed (${code})`))));
-        });
-        const t0 = nowSec();
-        await reading;
-        const seconds = nowSec() - t0;
-        clearInterval(sampler);
-        const end = rssMiB(pid);
-        peak.push(Math.max(top, end.rss, server.peakRssMiB()));
-        atEnd.push(end.rss);
-        readMiB.push(bytes / 2 ** 20 / seconds);
-        const s = await quietRss(pid);
-        settled.push(s.rss);
-        settledAnon.push(s.anon);
-        console.log(`run ${r + 1}/${runs}: read ${fmt(bytes / 2 ** 30)} GiB at ${fmt(bytes / 2 ** 20 / seconds)} MiB/s; load ${loadavg()}`);
+        fs.mkdirSync(own, { recursive: true });
+        ours.push(
+          await measureDaemon(() => startNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, nodeArgs, { args: ['--apisock', sock] }), sock, mnt, () => {
+            // the bare processes idled through the same window
+            bare.push(rssMiB(bareProcs[0]!.pid!).rss);
+            bareEmpty.push(rssMiB(bareProcs[1]!.pid!).rss);
+          }),
+        );
       } finally {
         for (const b of bareProcs) b.kill('SIGKILL');
-        await server.stop();
         rmrf(own);
+      }
+      console.log(`run ${r + 1}/${runs}, nydusd: cold read at ${fmt(ours.at(-1)!.readMiBs)} MiB/s; load ${loadavg()}`);
+      if (withRef) {
+        try {
+          fs.mkdirSync(own, { recursive: true });
+          ref.push(await measureDaemon(() => startReferenceNydusd(nydus.bootstrap, nydus.blobDir, own, mnt, { args: ['--apisock', sock] }), sock, mnt, () => undefined));
+        } finally {
+          rmrf(own);
+        }
+        console.log(`run ${r + 1}/${runs}, reference: cold read at ${fmt(ref.at(-1)!.readMiBs)} MiB/s; load ${loadavg()}`);
       }
     }
   } finally {
     await stopAll();
     rmrf(own);
   }
+  const col = (xs: DaemonFigures[], k: keyof DaemonFigures) => (xs.length ? `${runsList(xs.map((x) => x[k]))} (${fmt(median(xs.map((x) => x[k])))})` : '-');
+  const m = (xs: DaemonFigures[], k: keyof DaemonFigures) => median(xs.map((x) => x[k]));
   console.log('');
   printTable(
-    ['process', 'RSS MiB per run', 'median'],
+    ['process', 'RSS MiB per run (median)'],
     [
-      ['bare node, nothing imported', runsList(bareEmpty), median(bareEmpty)],
-      [`bare node importing ${DAEMON_MODULES.length} nydusd modules (and theirs)`, runsList(bare), median(bare)],
-      ['bootstrap file', fmt(bootstrapMiB), bootstrapMiB],
-      ['nydusd after the tree walk, before V8 shrinks its heap (the window\'s largest)', runsList(idleBefore), median(idleBefore)],
-      [`nydusd idle after a tree walk (${IDLE_WINDOW_S} s quiet)`, runsList(idle), median(idle)],
-      ['  of which anonymous', runsList(idleAnon), median(idleAnon)],
-      ['nydusd peak during the cold read', runsList(peak), median(peak)],
-      ['nydusd when the read ends', runsList(atEnd), median(atEnd)],
-      [`nydusd settled after the read (${IDLE_WINDOW_S} s quiet)`, runsList(settled), median(settled)],
-      ['  of which anonymous', runsList(settledAnon), median(settledAnon)],
+      ['bare node, nothing imported', `${runsList(bareEmpty)} (${fmt(median(bareEmpty))})`],
+      [`bare node importing ${DAEMON_MODULES.length} nydusd modules (and theirs)`, `${runsList(bare)} (${fmt(median(bare))})`],
+      ['bootstrap file', fmt(bootstrapMiB)],
     ],
   );
-  console.log(`cold read speed MiB/s: ${runsList(readMiB)}`);
   console.log('');
-  const ratio = median(idle) / (median(bare) + bootstrapMiB);
-  const back = median(settled) - median(idle);
+  const rows: [string, keyof DaemonFigures][] = [
+    ['after the tree walk, largest of the idle window', 'idleMax'],
+    [`idle after the tree walk (${IDLE_WINDOW_S} s quiet)`, 'idle'],
+    ['  of which anonymous', 'idleAnon'],
+    ['peak during the cold read', 'peak'],
+    ['when the read ends', 'atEnd'],
+    [`settled after the read (${IDLE_WINDOW_S} s quiet)`, 'settled'],
+    ['  of which anonymous', 'settledAnon'],
+    ['cold read MiB/s', 'readMiBs'],
+  ];
+  printTable(['RSS MiB', 'nydusd per run (median)', 'reference nydusd per run (median)', 'nydusd / reference'], rows.map(([label, k]) => [label, col(ours, k), col(ref, k), ref.length ? fmt(m(ours, k) / m(ref, k)) : '-']));
+  console.log('');
+  const ratio = m(ours, 'idle') / (median(bare) + bootstrapMiB);
+  const back = m(ours, 'settled') - m(ours, 'idle');
   printTable(
     ['measure', 'value', 'goal', 'met'],
     [
       ['idle RSS / (bare node with the same modules + bootstrap)', fmt(ratio), '≤ 1.3', ratio <= 1.3 ? 'yes' : 'no'],
       ['settled after the read - idle, MiB', fmt(back), '≤ 16', back <= 16 ? 'yes' : 'no'],
-      ['peak during the read - idle, MiB', fmt(median(peak) - median(idle)), '-', '-'],
+      ['peak during the read - idle, MiB', fmt(m(ours, 'peak') - m(ours, 'idle')), '-', '-'],
+      ...(ref.length ? [['reference: settled after the read - idle, MiB', fmt(m(ref, 'settled') - m(ref, 'idle')), '-', '-']] : []),
     ],
   );
   console.log(`load average at end: ${loadavg()}`);
