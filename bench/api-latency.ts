@@ -5,7 +5,9 @@
 // `big` image (6 × 192 MiB), with --apisock; a fresh daemon and an empty blob cache per run. The peer, side by side
 // in each run (the order alternates): the reference nydusd (nydus-rs, `npm run peers`) under the same load, when
 // installed. A route is measured only when it answers 200; otherwise its rows read "n/a (<status>)".
-//   node dist/bench/api-latency.js [--work /tmp/nydus-bench] [--runs 3] [--samples 2000]
+// Each figure comes from back-to-back requests for a fixed time (--seconds, default 5), so both servers are
+// sampled over the same stretch of their readers' work however fast they answer.
+//   node dist/bench/api-latency.js [--work /tmp/nydus-bench] [--runs 3] [--seconds 5]
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -42,10 +44,12 @@ interface Figures {
   p50: number;
   p99: number;
   max: number;
+  /** requests answered */
+  n: number;
 }
 
-/** `samples` sequential GETs on one kept-alive connection; undefined when the route does not answer 200. */
-async function measure(sock: string, url: string, samples: number): Promise<Figures | number> {
+/** Sequential GETs on one kept-alive connection for `seconds`; the status instead when the route does not answer 200. */
+async function measure(sock: string, url: string, seconds: number): Promise<Figures | number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const first = await get(agent, sock, url);
@@ -53,12 +57,13 @@ async function measure(sock: string, url: string, samples: number): Promise<Figu
     // warm-up: the route's first answers include compiling its code
     for (let i = 0; i < 200; i++) await get(agent, sock, url);
     const ms: number[] = [];
-    for (let i = 0; i < samples; i++) {
+    const end = Date.now() + seconds * 1000;
+    while (Date.now() < end) {
       const r = await get(agent, sock, url);
       if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} during the measurement`);
       ms.push(r.ms);
     }
-    return { p50: percentile(ms, 50), p99: percentile(ms, 99), max: Math.max(...ms) };
+    return { p50: percentile(ms, 50), p99: percentile(ms, 99), max: Math.max(...ms), n: ms.length };
   } finally {
     agent.destroy();
   }
@@ -73,7 +78,7 @@ function startReader(files: string[], first: number): ChildProcess {
 
 async function main(): Promise<void> {
   const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
-  const samples = Number(rest.get('samples') ?? '2000');
+  const seconds = Number(rest.get('seconds') ?? '5');
   console.log(machineInfo());
   const src = bigTree(work);
   const { nydus } = cachedImages(work, 'big', src, 'zstd');
@@ -99,12 +104,12 @@ async function main(): Promise<void> {
         const readers: ChildProcess[] = [];
         try {
           await waitFor(() => fs.existsSync(sock), 'the API socket');
-          for (const route of ROUTES) push(idle, key(side, route), await measure(sock, route, samples));
+          for (const route of ROUTES) push(idle, key(side, route), await measure(sock, route, seconds));
           const files = fs.readdirSync(mnt).sort().map((f) => path.join(mnt, f));
           const cpu0 = server.cpuSeconds();
           const t0 = Date.now();
           for (let i = 0; i < READERS; i++) readers.push(startReader(files, i));
-          for (const route of ROUTES) push(loaded, key(side, route), await measure(sock, route, samples));
+          for (const route of ROUTES) push(loaded, key(side, route), await measure(sock, route, seconds));
           console.log(`run ${r + 1}/${runs}, ${side}: loaded phase ${((Date.now() - t0) / 1000).toFixed(1)} s, daemon CPU ${(server.cpuSeconds() - cpu0).toFixed(1)} s, load ${loadavg()}`);
         } finally {
           for (const p of readers) {
@@ -130,12 +135,12 @@ async function main(): Promise<void> {
     for (const side of sides) {
       for (const [phase, m] of [['idle', idle], [`${READERS} readers (O_DIRECT)`, loaded]] as const) {
         const xs = m.get(key(side, route))!;
-        rows.push([`GET ${route}`, side, phase, cell(xs, 'p50'), cell(xs, 'p99'), cell(xs, 'max')]);
+        rows.push([`GET ${route}`, side, phase, cell(xs, 'n'), cell(xs, 'p50'), cell(xs, 'p99'), cell(xs, 'max')]);
       }
     }
   }
   console.log('');
-  printTable(['route', 'server', 'daemon', `p50 ms per run (${samples} requests)`, 'p99 ms per run', 'max ms per run'], rows);
+  printTable(['route', 'server', 'daemon', `requests in ${seconds} s per run`, 'p50 ms per run', 'p99 ms per run', 'max ms per run'], rows);
   console.log('');
   const p99 = (m: Map<string, (Figures | number)[]>, side: string, route: string) => {
     const xs = m.get(key(side, route)) ?? [];
