@@ -310,14 +310,21 @@ export async function startNydusd(
   work: string,
   mountpoint: string,
   nodeArgs: string[] = [],
-  opts: { keepCache?: boolean; compressed?: boolean } = {},
+  opts: { keepCache?: boolean; compressed?: boolean; args?: string[] } = {},
 ): Promise<FuseServer> {
   const cacheDir = path.join(work, 'nydusd-cache');
   if (!opts.keepCache) rmrf(cacheDir);
   fs.mkdirSync(cacheDir, { recursive: true });
   const cfg = path.join(work, 'nydusd-config.json');
   writeNydusdConfig(cfg, blobDir, cacheDir, opts.compressed);
-  return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn'], mountpoint);
+  return FuseServer.start('nydusd', process.execPath, [...nodeArgs, nydusdJs, 'fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', ...(opts.args ?? [])], mountpoint);
+}
+
+/** Resident set of a live process now (VmRSS), and its anonymous and file-backed parts, MiB. */
+export function rssMiB(pid: number): { rss: number; anon: number; file: number } {
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 /** The reference nydusd (nydus-rs, `npm run peers`), where the differential tests find it too. */
@@ -333,7 +340,7 @@ export async function startReferenceNydusd(
   blobDir: string,
   work: string,
   mountpoint: string,
-  opts: { keepCache?: boolean; compressed?: boolean } = {},
+  opts: { keepCache?: boolean; compressed?: boolean; args?: string[] } = {},
 ): Promise<FuseServer> {
   if (!fs.existsSync(referenceNydusd)) throw new Error(`the reference nydusd is missing at ${referenceNydusd}: run npm run peers`);
   const cacheDir = path.join(work, 'nydusd-rs-cache');
@@ -344,7 +351,7 @@ export async function startReferenceNydusd(
     device: { backend: { type: 'localfs', config: { dir: blobDir } }, cache: { type: 'blobcache', compressed: opts.compressed ?? false, config: { work_dir: cacheDir } } },
     mode: 'direct', digest_validate: false, enable_xattr: true,
   }));
-  return FuseServer.start('nydusd-rs', referenceNydusd, ['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', '--rlimit-nofile', '0'], mountpoint);
+  return FuseServer.start('nydusd-rs', referenceNydusd, ['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mountpoint, '--log-level', 'warn', '--rlimit-nofile', '0', ...(opts.args ?? [])], mountpoint);
 }
 
 /** Resident set of a process now, MiB. */

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # Debian packages: build deps of the native addon, then tools the tests use. Add yours here.
-APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree prometheus"
+APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree prometheus python3-venv"
 # build deps of the reference peers (step 5, scripts/peers.sh): C/C++ and make, perl (vendored OpenSSL), cmake (zlib-ng)
 APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
 
@@ -71,7 +71,30 @@ else
   step "native addon: up to date"
 fi
 
-# 4. TypeScript (tsc emits even with type errors; its exit status reports them)
+# 4. schemathesis (PyPI), for test/api/schemathesis.test.ts. Debian's Python is externally managed, so it lives in a
+# venv of its own under a cache directory this script owns; `schemathesis` there links to the pinned version's venv,
+# which is complete only once its marker exists (an interrupted install is redone, never half-used).
+SCHEMATHESIS_VERSION=4.32.5
+TOOLS_CACHE="${NYDUS_TS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/nydus-ts}"
+st_venv="$TOOLS_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
+if [ -f "$st_venv/.installed" ] && [ -x "$st_venv/bin/st" ]; then
+  step "schemathesis $SCHEMATHESIS_VERSION: present"
+else
+  step "schemathesis $SCHEMATHESIS_VERSION: installing into $st_venv"
+  rm -rf "$st_venv"
+  mkdir -p "$TOOLS_CACHE"
+  log="$(mktemp)"
+  if ! { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "installing schemathesis $SCHEMATHESIS_VERSION from PyPI failed"
+  fi
+  rm -f "$log"
+  touch "$st_venv/.installed"
+fi
+ln -sfn "$st_venv" "$TOOLS_CACHE/schemathesis"
+
+# 5. TypeScript (tsc emits even with type errors; its exit status reports them)
 step "tsc"
 if ! npx tsc -p tsconfig.json; then
   die "TypeScript reported errors (JS was still emitted into dist/)"

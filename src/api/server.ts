@@ -159,6 +159,9 @@ function answers(p: string): Promise<boolean> {
 
 function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger): FastifyInstance {
   const documentedPaths = new Set(routes.map((r) => r.path));
+  // the latest request of each connection: a parser error in the body of a request already answered (fastify may
+  // answer from the headers, e.g. a body on a route that takes none) must not get a second answer
+  const latest = new WeakMap<Socket, http.ServerResponse>();
   const app = Fastify({
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
@@ -170,17 +173,26 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     // query values stay strings and bodies keep their JSON types: {"log_level": 5} is a wrong type, not "5"
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     serverFactory: (handler) => {
-      const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, handler);
+      // no Host header needed: this is a Unix socket, and node's own bare 400 for a request without one would not
+      // have the error shape
+      const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0, requireHostHeader: false }, handler);
       server.timeout = 0;
       server.keepAliveTimeout = 0;
       server.headersTimeout = 0;
       server.requestTimeout = 0;
+      // an Expect header other than 100-continue is ignored and the request served (node would answer a bare 417)
+      server.on('checkExpectation', handler);
+      server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => latest.set(req.socket, res));
       return server;
     },
+    // a path fastify cannot decode (`%zz`) or route: "bad URI", 400 (spec 3.3), in the error shape like the rest
+    frameworkErrors: (err, _req, reply) => send(reply, 400, errorBody(`BadRequest: ${err.message}`)),
     // malformed HTTP (the parser's errors): the error shape too, then the connection ends (nothing can follow)
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
       // a connection already answered and closing (bytes after a response that ended it): nothing more to say
       if (!socket.writable || err.code === 'HPE_CLOSED_CONNECTION' || err.code === 'ECONNRESET') return socket.destroy();
+      const current = latest.get(socket);
+      if (current && current.headersSent && !current.req.complete) return socket.destroy();
       const body = JSON.stringify(errorBody(`BadRequest: malformed HTTP request (${err.code ?? err.message})`));
       socket.end(`HTTP/1.1 400 Bad Request\r\nServer: Nydus API\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     },
@@ -195,8 +207,20 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     try {
       done(null, JSON.parse(s));
     } catch (err) {
-      done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`), undefined);
+      done(new ApiError(400, `ParseBody: the body is not valid JSON (${(err as Error).message})`, false), undefined);
     }
+  });
+
+  // bodies are framed by Content-Length or chunked (spec 3.1); another transfer coding would make the body run to
+  // the end of the connection: refused from the headers, and the connection closed (RFC 9112 6.3)
+  app.addHook('onRequest', (req, reply, done) => {
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) {
+      reply.header('connection', 'close');
+      send(reply, 400, errorBody(`BadRequest: Transfer-Encoding ${JSON.stringify(te)}: bodies are framed by Content-Length or chunked only`));
+      return;
+    }
+    done();
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -212,7 +236,7 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     let message: string;
     if (err instanceof ApiError) {
       status = err.status;
-      message = wrap(err.message);
+      message = err.wrapped ? wrap(err.message) : err.message;
     } else if (err instanceof UnexpectedEventError) {
       status = 400;
       message = wrap(`unexpected state machine transition event ${err.event} (the daemon is ${err.state})`);
@@ -223,6 +247,9 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 400;
       message = `BadRequest: the request body is larger than ${MAX_BODY_BYTES} bytes`;
+      // the rest of the body is read and dropped (its framing says where it ends), so the client, still writing it,
+      // reads this answer instead of a reset
+      req.raw.resume();
     } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       // the framework's other request errors (bad content length, bad URL, ...): all 400 in the reference
       status = 400;
@@ -231,6 +258,9 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
       message = wrap(err.message);
     }
     if (status >= 500) log.warn(`API ${req.method} ${pathOf(req.url).split('?')[0]}: ${status} ${message}`);
+    // fastify closes the connection after a body it could not parse; framing is intact (bodies are read to their
+    // end, or dropped as above), so it stays open as every connection does (spec 3.1: the server never closes one)
+    reply.removeHeader('connection');
     return send(reply, status, errorBody(message));
   });
 

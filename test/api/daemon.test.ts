@@ -9,7 +9,7 @@ import { readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 
 import net from 'node:net';
 import path from 'node:path';
 import { NYDUSD, cleanupDaemons, isMounted, removeDir, requireEnv, run, sleep, tempDir, Daemon, runNydusd } from '../nydusd/helpers.js';
-import { isSocket, request, SAMPLE, startApiDaemon, waitForSocket, type ApiDaemon } from './helpers.js';
+import { isSocket, rawExchange, request, SAMPLE, startApiDaemon, waitForSocket, type ApiDaemon } from './helpers.js';
 
 requireEnv();
 const dirs: string[] = [];
@@ -218,41 +218,6 @@ async function waitForLines(d: ApiDaemon, cond: () => boolean, what: string): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${d.daemon.stderr}`);
     await sleep(10);
   }
-}
-
-/** Writes raw bytes on a new connection and returns what comes back until the first response is complete. */
-function rawExchange(sock: string, bytes: string, body?: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sock);
-    let got = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no complete answer to ${JSON.stringify(bytes.slice(0, 40))}: ${got}`));
-    }, 10_000);
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      got += d;
-      const head = got.indexOf('\r\n\r\n');
-      const len = /content-length: (\d+)/i.exec(got);
-      if (head >= 0 && (!len || got.length - head - 4 >= Number(len[1]))) {
-        clearTimeout(timer);
-        s.destroy();
-        resolve(got);
-      }
-    });
-    // the server may end the connection while a large body is still being written: keep what it answered
-    s.on('error', (e) => (/HTTP\/1\.1 \d{3}/.test(got) ? undefined : reject(e)));
-    s.write(bytes);
-    // the body in pieces, yielding between them, so that an answer the server sends early (and the end of the
-    // connection after it) is read before a later write fails with EPIPE and discards it
-    let at = 0;
-    const more = () => {
-      if (!body || at >= body.length || /HTTP\/1\.1 \d{3}/.test(got) || s.destroyed) return;
-      s.write(body.subarray(at, at + 65536), () => setImmediate(more));
-      at += 65536;
-    };
-    more();
-  });
 }
 
 export { Daemon, waitForSocket };

@@ -1,12 +1,19 @@
 // Drives the real nydusd's management API over its Unix socket, as nydus-snapshotter does: spawn the daemon with
 // --apisock, poll for the socket file, then HTTP/1.1 requests (each on its own connection unless told otherwise).
-import { cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { Daemon, sleep, tempDir } from '../nydusd/helpers.js';
 
 export const SAMPLE = path.join(projectRoot, 'bootstrap-samples', 'v6-zstd');
+/** The source tree every sample image was built from (bootstrap-samples/README.md). */
+export const SAMPLE_TREE = path.join(projectRoot, 'bootstrap-samples', 'tree');
+/** Regular files of the sample tree, across its chunks and directories (a non-ASCII name included). */
+export const SAMPLE_FILES = ['data/numbers.txt', 'docs/readme.txt', 'bin/hello.sh', 'ünïcödé/naïve-文件.txt'];
 
 export interface ApiResponse {
   status: number;
@@ -93,4 +100,91 @@ export async function waitForSocket(d: Daemon, sock: string, timeoutMs = 20_000,
     if (Date.now() > deadline) throw new Error(`no socket at ${sock} within ${timeoutMs} ms: ${d.stderr}`);
     await sleep(10);
   }
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** An error answer: a 4xx/5xx whose body is exactly `{"code":"UNDEFINED","message":<one line>}` (spec 3.3). */
+export function assertErrorBody(res: ApiResponse, what: string): { code: string; message: string } {
+  assert.ok(res.status >= 400 && res.status < 600, `${what}: status ${res.status} is not an error: ${res.text.slice(0, 200)}`);
+  assert.match(String(res.headers['content-type']), /^application\/json/, `${what}: content type`);
+  const e = res.json as { code: unknown; message: unknown };
+  assert.ok(e !== null && typeof e === 'object', `${what}: the body is not a JSON object: ${res.text.slice(0, 200)}`);
+  assert.deepEqual(Object.keys(e).sort(), ['code', 'message'], `${what}: ${res.text.slice(0, 200)}`);
+  assert.equal(e.code, 'UNDEFINED', what);
+  assert.equal(typeof e.message, 'string', what);
+  assert.ok((e.message as string).length > 0 && !(e.message as string).includes('\n'), `${what}: not one clear line: ${res.text.slice(0, 200)}`);
+  return e as { code: string; message: string };
+}
+
+/**
+ * The daemon still serves after abuse: the process lives, `GET /api/v1/daemon` answers RUNNING, and files of the
+ * mount read back exactly as the sample tree holds them (sha256), under `sub` of the mountpoint.
+ */
+export async function assertServing(d: { daemon: Daemon; sock: string; mountpoint: string }, what: string, sub = ''): Promise<void> {
+  assert.ok(d.daemon.running, `${what}: nydusd exited: ${d.daemon.stderr.slice(-2000)}`);
+  const res = await request(d.sock, 'GET', '/api/v1/daemon');
+  assert.equal(res.status, 200, `${what}: GET /api/v1/daemon: ${res.text}`);
+  assert.equal((res.json as { state: string }).state, 'RUNNING', what);
+  for (const f of SAMPLE_FILES) {
+    assert.equal(sha256(readFileSync(path.join(d.mountpoint, sub, f))), sha256(readFileSync(path.join(SAMPLE_TREE, f))), `${what}: ${f} reads wrong`);
+  }
+}
+
+/**
+ * Writes raw bytes on a new connection (then `body`, if any) and returns what comes back until the first response
+ * is complete; for requests an HTTP client would not send.
+ */
+export function rawExchange(sock: string, bytes: string | Buffer, body?: Buffer, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(sock);
+    let got = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no complete answer to ${JSON.stringify(bytes.slice(0, 40).toString())}: ${got}`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      got += d;
+      const head = got.indexOf('\r\n\r\n');
+      const len = /content-length: (\d+)/i.exec(got);
+      if (head >= 0 && (!len || got.length - head - 4 >= Number(len[1]))) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(got);
+      }
+    });
+    // the server may end the connection while a large body is still being written: keep what it answered
+    s.on('error', (e) => (/HTTP\/1\.1 \d{3}/.test(got) ? undefined : reject(e)));
+    s.write(bytes);
+    // the body in pieces, yielding between them, so that an answer the server sends early is read before the rest
+    // is written (a server that then ends the connection would make a later write fail with EPIPE)
+    let at = 0;
+    const more = () => {
+      if (!body || at >= body.length || /HTTP\/1\.1 \d{3}/.test(got) || s.destroyed) return;
+      s.write(body.subarray(at, at + 65536), () => setImmediate(more));
+      at += 65536;
+    };
+    more();
+  });
+}
+
+/** Status and parsed body of a raw answer (`rawExchange`). */
+export function parseRaw(raw: string): ApiResponse {
+  const head = raw.indexOf('\r\n\r\n');
+  const lines = raw.slice(0, head < 0 ? raw.length : head).split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
+  const headers: http.IncomingHttpHeaders = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const text = head < 0 ? '' : raw.slice(head + 4);
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status, headers, text, json };
 }
