@@ -385,12 +385,15 @@ export class BlobCache {
     const key = this.key(chunk);
     const self: { load?: Promise<Buffer> } = {};
     const p: Promise<Buffer> = (async () => {
+      // arena memory, held by this load until its readers have taken their own holds (released below)
+      const into = this.opts.arena?.take(chunk.uncompressedSize);
       try {
-        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
+        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize, into);
         const bad = f.validateCache ? this.mismatch(chunk, whole) : undefined;
         if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
         return whole;
       } catch (err) {
+        if (into) this.opts.arena!.release(into);
         // the readers waiting here get the chunk from the backend, never the bytes that failed; the fetch lets go of
         // its memory once the chunk is written, so this load hands it on with a hold of its own (as loadRaw does)
         const fetched = await this.repair(f, chunk, (err as Error).message, self.load);
@@ -444,22 +447,30 @@ export class BlobCache {
     // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
     if (!this.isReady(key)) throw this.unavailable(chunk);
     let why: string | undefined;
+    // Cache hits are read into arena memory, held by the READ's lease until its reply is written: a fresh Buffer per
+    // hit is external memory to V8, and four readers of a warm cache made it run a major collection every 60 ms, each
+    // a pause of up to 17 ms for every API request (BENCHMARKS.md, run V)
+    const whole = f.validateCache;
+    const into = this.opts.arena?.take(whole ? chunk.uncompressedSize : end - start);
     try {
-      if (f.validateCache) {
-        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize);
-        why = this.mismatch(chunk, whole);
+      if (whole) {
+        const data = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize, into);
+        why = this.mismatch(chunk, data);
         if (why === undefined) {
           this.stats.cacheHits++;
-          return whole.subarray(start, end);
+          return this.keep(lease, data.subarray(start, end));
         }
       } else {
-        const part = await this.readCached(chunk, chunk.uncompressedOffset + start, end - start);
+        const part = await this.readCached(chunk, chunk.uncompressedOffset + start, end - start, into);
         this.stats.cacheHits++;
-        return part;
+        return into ? this.keep(lease, part) : part;
       }
     } catch (err) {
       // cut short or unreadable under us: the backend still has the chunk
       why = (err as Error).message;
+    } finally {
+      // the lease took its own hold (or a copy) of what is handed on
+      if (into) this.opts.arena!.release(into);
     }
     return this.keep(lease, (await this.repair(f, chunk, why)).subarray(start, end));
   }
@@ -530,10 +541,10 @@ export class BlobCache {
     return this.opts.arena?.owns(view) ? Buffer.from(view) : view;
   }
 
-  /** `length` bytes at `offset` of the cache file, which belong to `chunk`. */
-  private async readCached(chunk: ChunkInfo, offset: number, length: number): Promise<Buffer> {
+  /** `length` bytes of the cache file at `offset`, which belong to `chunk`, read into `into` (exactly that long) when given. */
+  private async readCached(chunk: ChunkInfo, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (this.beyondCut(chunk)) throw new Error(`blob cache ${this.dataPath}: chunk ${chunk.index} lies beyond where the file was cut (${this.cutAt})`);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await pread(this.dataFd, buf, done, length - done, offset + done);
