@@ -58,3 +58,22 @@ pub unsafe extern "C" fn aligned_buffer(env: napi_env, info: napi_callback_info)
         Ok(out)
     })
 }
+
+/// discardPages(buf): gives the whole 4 KiB pages inside `buf` back to the kernel (madvise MADV_DONTNEED); they read
+/// as zeros afterwards and take memory again only when written. The chunk arena calls it on slabs no chunk has used
+/// for a while, so that a daemon's memory returns to its idle size after a read (issue 9). Returns the bytes given back.
+pub unsafe extern "C" fn discard_pages(env: napi_env, info: napi_callback_info) -> napi_value {
+    napi::call(env, || {
+        let a = napi::args::<1>(env, info)?;
+        let b = a.bytes(0, "buf")?;
+        let start = (b.ptr as usize + ALIGN - 1) / ALIGN * ALIGN;
+        let end = (b.ptr as usize + b.len) / ALIGN * ALIGN;
+        if b.ptr.is_null() || end <= start {
+            return napi::int32(env, 0);
+        }
+        if libc::madvise(start as *mut c_void, end - start, libc::MADV_DONTNEED) != 0 {
+            return fail(format!("madvise(MADV_DONTNEED) of {} bytes: {}", end - start, std::io::Error::last_os_error()));
+        }
+        napi::int32(env, ((end - start) / ALIGN) as i32 * ALIGN as i32)
+    })
+}

@@ -20,6 +20,7 @@ const EXPORTS: &[(&[u8], napi_callback)] = &[
     (b"decompressAsync\0", work::decompress_async),
     (b"pwritevAsync\0", work::pwritev_async),
     (b"alignedBuffer\0", aligned::aligned_buffer),
+    (b"discardPages\0", aligned::discard_pages),
     (b"blake3\0", hash::blake3),
     (b"crc32c\0", hash::crc32c),
     (b"mount\0", sys::mount),

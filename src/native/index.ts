@@ -42,6 +42,11 @@ export interface NativeAddon {
    * first `size` are unspecified.
    */
   alignedBuffer(size: number): Buffer;
+  /**
+   * Gives the whole 4 KiB pages inside `buf` back to the kernel (madvise MADV_DONTNEED): they read as zeros afterwards
+   * and take memory again only when written. Returns the bytes given back.
+   */
+  discardPages(buf: Uint8Array): number;
   /** One standard zstd frame; `level` defaults to 3. */
   zstdCompress(src: Uint8Array, level?: number): Buffer;
   /** 32-byte BLAKE3 hash. */

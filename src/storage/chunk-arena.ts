@@ -10,6 +10,12 @@ import { native } from '../native/index.js';
 const ALIGN = 4096;
 /** Slots are allocated in blocks of native memory of about this size (one slot at least). */
 const SLAB_BYTES = 8 * 1024 * 1024;
+/**
+ * A block none of whose slots has been held for this long gives its pages back to the kernel (they are faulted in
+ * again on the next use): after a cold read the daemon's memory returns to its idle size instead of keeping the
+ * arena's high-water mark for good (issue 9; BENCHMARKS.md run V: 40 MiB of blocks stayed resident).
+ */
+const IDLE_DISCARD_MS = 2000;
 
 export class ChunkArena {
   readonly slotSize: number;
@@ -19,6 +25,13 @@ export class ChunkArena {
   private readonly free: number[] = [];
   /** slots per block of native memory */
   private readonly perSlab: number;
+  /** per block: slots held now, and whether its pages may hold memory (written since the last discard) */
+  private readonly slabHeld: number[] = [];
+  private readonly slabResident: boolean[] = [];
+  private lastEmptied = 0;
+  private discardTimer: NodeJS.Timeout | undefined;
+  /** bytes given back to the kernel so far (tests, metrics) */
+  discarded = 0;
 
   /**
    * @param maxChunk the largest chunk that takes a slot (larger ones get memory of their own)
@@ -54,11 +67,16 @@ export class ChunkArena {
       const base = this.slabBuffers.length * this.perSlab;
       this.slabs.set(slab.buffer, this.slabBuffers.length);
       this.slabBuffers.push(slab);
+      this.slabHeld.push(0);
+      this.slabResident.push(true);
       for (let k = this.perSlab - 1; k > 0; k--) this.free.push(base + k);
       slot = base;
     }
     this.refs[slot] = 1;
-    const slab = this.slabBuffers[Math.floor(slot / this.perSlab)]!;
+    const slabIndex = Math.floor(slot / this.perSlab);
+    this.slabHeld[slabIndex]!++;
+    this.slabResident[slabIndex] = true;
+    const slab = this.slabBuffers[slabIndex]!;
     const at = (slot % this.perSlab) * this.slotSize;
     const padded = Math.ceil(size / ALIGN) * ALIGN;
     if (padded > size) slab.fill(0, at + size, at + padded);
@@ -91,8 +109,43 @@ export class ChunkArena {
     const slot = this.slotOf(view);
     if (slot < 0) return;
     const left = --this.refs[slot]!;
-    if (left === 0) this.free.push(slot);
-    else if (left < 0) throw new Error(`chunk arena: slot ${slot} released more often than held`);
+    if (left === 0) {
+      this.free.push(slot);
+      const slab = Math.floor(slot / this.perSlab);
+      if (--this.slabHeld[slab]! === 0) this.emptied();
+    } else if (left < 0) throw new Error(`chunk arena: slot ${slot} released more often than held`);
+  }
+
+  /** A block has no held slot any more: its pages go back to the kernel once the arena has been quiet a while. */
+  private emptied(): void {
+    this.lastEmptied = performance.now();
+    if (this.discardTimer) return;
+    const check = () => {
+      const quiet = performance.now() - this.lastEmptied;
+      if (quiet < IDLE_DISCARD_MS) {
+        this.discardTimer = setTimeout(check, IDLE_DISCARD_MS - quiet).unref();
+        return;
+      }
+      this.discardTimer = undefined;
+      this.discardIdle();
+    };
+    this.discardTimer = setTimeout(check, IDLE_DISCARD_MS).unref();
+  }
+
+  /** Gives back the pages of every block with no held slot; returns the bytes given back. */
+  discardIdle(): number {
+    let bytes = 0;
+    for (let i = 0; i < this.slabBuffers.length; i++) {
+      if (this.slabHeld[i] !== 0 || !this.slabResident[i]) continue;
+      try {
+        bytes += native.discardPages(this.slabBuffers[i]!);
+        this.slabResident[i] = false;
+      } catch {
+        return bytes; // an addon without discardPages: the memory stays, as before
+      }
+    }
+    this.discarded += bytes;
+    return bytes;
   }
 
   /** Holds taken for one READ, dropped together once its reply is written. */

@@ -18,7 +18,9 @@ export class RecentList {
   }
 
   get(key: number): Buffer | undefined {
-    return this.chunks.get(key)?.buf;
+    const e = this.chunks.get(key);
+    if (e) this.owner.used();
+    return e?.buf;
   }
 
   /** Keeps `buf` as chunk `key` (replacing what was there), then evicts the process's oldest chunks beyond the budget. */
@@ -27,6 +29,7 @@ export class RecentList {
     this.chunks.set(key, { buf, seq: this.owner.nextSeq() });
     this.owner.bytes += footprint(buf);
     this.owner.trim();
+    this.owner.used();
   }
 
   delete(key: number): void {
@@ -37,9 +40,14 @@ export class RecentList {
     this.released(e.buf);
   }
 
+  /** Drops every chunk. */
+  clear(): void {
+    for (const k of [...this.chunks.keys()]) this.delete(k);
+  }
+
   /** Drops every chunk and leaves the budget (the blob cache closes). */
   close(): void {
-    for (const k of [...this.chunks.keys()]) this.delete(k);
+    this.clear();
     this.owner.lists.delete(this);
   }
 
@@ -54,13 +62,45 @@ export class RecentList {
   }
 }
 
+/**
+ * Recent chunks nobody has asked for in this long are let go: they are a cache for the reads in progress, and kept
+ * for good they held the daemon's memory at its high-water mark after a read ended (issue 9, BENCHMARKS.md run V).
+ */
+const IDLE_MS = 5000;
+
 /** The process-wide budget; `limit` bytes of chunks (each counted at least 1 KiB). */
 export class RecentChunks {
   bytes = 0;
   readonly lists = new Set<RecentList>();
   private seq = 0;
+  private lastUse = 0;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly limit: number) {}
+  constructor(
+    readonly limit: number,
+    private readonly idleMs = IDLE_MS,
+  ) {}
+
+  /** A chunk was kept or read: the lists live on until `idleMs` pass without either. */
+  used(): void {
+    this.lastUse = performance.now();
+    if (this.timer) return;
+    const check = () => {
+      const quiet = performance.now() - this.lastUse;
+      if (quiet < this.idleMs) {
+        this.timer = setTimeout(check, this.idleMs - quiet).unref();
+        return;
+      }
+      this.timer = undefined;
+      this.clear();
+    };
+    this.timer = setTimeout(check, this.idleMs).unref();
+  }
+
+  /** Lets every chunk of every list go. */
+  clear(): void {
+    for (const l of this.lists) l.clear();
+  }
 
   list(released: (buf: Buffer) => void): RecentList {
     const l = new RecentList(this, released);

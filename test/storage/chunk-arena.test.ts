@@ -69,4 +69,25 @@ describe('ChunkArena', () => {
     assert.throws(() => arena.hold(a), /held after it was freed/);
     assert.throws(() => arena.release(a), /released more often than held/);
   });
+
+  it('gives the pages of blocks with no held slot back to the kernel: they read as zeros and serve again', () => {
+    const arena = new ChunkArena(1 << 20, 16 * 1024 * 1024);
+    const held = Array.from({ length: 16 }, () => arena.take(1 << 20)!);
+    for (const b of held) b.fill(0xab);
+    // nothing is given back while slots are held
+    assert.equal(arena.discardIdle(), 0);
+    const blockOfFirst = held[0]!.buffer;
+    const sameBlock = held.filter((b) => b.buffer === blockOfFirst);
+    for (const b of sameBlock) arena.release(b);
+    const given = arena.discardIdle();
+    assert.equal(given, sameBlock.length << 20, 'exactly the emptied block');
+    assert.equal(arena.discardIdle(), 0, 'a block is given back once until written again');
+    // the others kept their bytes; the emptied block's slots serve again, from zeroed pages
+    for (const b of held.filter((x) => x.buffer !== blockOfFirst)) assert.ok(b.every((x) => x === 0xab));
+    const again = arena.take(1 << 20)!;
+    assert.equal(again.buffer, blockOfFirst);
+    assert.ok(again.every((x) => x === 0));
+    again.fill(1);
+    assert.ok(again.every((x) => x === 1));
+  });
 });

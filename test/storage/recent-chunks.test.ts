@@ -41,3 +41,21 @@ test('a replaced chunk is released once; a closed list gives its bytes back; tin
   assert.equal(budget.admits(25 * KiB), true);
   assert.equal(budget.admits(25 * KiB + 1), false, 'no chunk takes more than a quarter of the budget');
 });
+
+test('recent chunks nobody asks for within the idle time are let go (their memory released)', async () => {
+  const budget = new RecentChunks(100 * KiB, 50);
+  let released = 0;
+  const a = budget.list(() => released++);
+  a.put(1, Buffer.alloc(2 * KiB));
+  a.put(2, Buffer.alloc(2 * KiB));
+  // a read keeps them alive
+  await new Promise((r) => setTimeout(r, 30));
+  assert.ok(a.get(1));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(released, 0, 'used 30 ms ago: kept');
+  const deadline = Date.now() + 5000;
+  while (released < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(released, 2);
+  assert.equal(budget.bytes, 0);
+  assert.equal(a.has(1), false);
+});
