@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Debian packages: build deps of the native addon, then tools the tests use. Add yours here.
 APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree prometheus python3-venv"
-# build deps of the reference peers (step 5, scripts/peers.sh): C/C++ and make, perl (vendored OpenSSL), cmake (zlib-ng)
+# build deps of the reference peers (step 6, scripts/peers.sh): C/C++ and make, perl (vendored OpenSSL), cmake (zlib-ng)
 APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -100,7 +100,7 @@ if ! npx tsc -p tsconfig.json; then
   die "TypeScript reported errors (JS was still emitted into dist/)"
 fi
 
-# 5. reference peers: the real nydusd, nydus-image and nydusctl (crate nydus-rs) the differential tests and benchmarks
+# 6. reference peers: the real nydusd, nydus-image and nydusctl (crate nydus-rs) the differential tests and benchmarks
 # run side by side with ours; built once into ~/.cargo/bin, a no-op when present (also `npm run peers`)
 bash "$ROOT/scripts/peers.sh" || die "installing the reference peers failed"
 
