@@ -17,6 +17,21 @@ export function formatMountedTime(ns: bigint): string {
   return `${date} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${frac} +00:00:00`;
 }
 
+/**
+ * Each instance's rendered configuration, made once: an instance's configuration never changes (a remount is another
+ * instance), and the snapshotter polls this route while containers read (BENCHMARKS.md run W: API latency under load).
+ */
+const rendered = new WeakMap<object, unknown>();
+
+function renderedConfig(config: Parameters<typeof renderConfig>[0]): unknown {
+  let r = rendered.get(config);
+  if (r === undefined) {
+    r = renderConfig(config);
+    rendered.set(config, r);
+  }
+  return r;
+}
+
 export function daemonInfo(daemon: FuseDaemon, withCollection: boolean): unknown {
   const b = buildInfo();
   let collection: Record<string, unknown> | null = null;
@@ -27,7 +42,7 @@ export function daemonInfo(daemon: FuseDaemon, withCollection: boolean): unknown
         backend_type: 'Rafs',
         mountpoint: m.mountpoint,
         mounted_time: formatMountedTime(m.mountedAtNs),
-        config: renderConfig(m.instance.config),
+        config: renderedConfig(m.instance.config),
       };
     }
   }
