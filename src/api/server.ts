@@ -2,7 +2,8 @@
 // routes registered from api/*.yaml (operationId -> HANDLERS), query strings and bodies validated with the documents'
 // schemas. Connections are never timed out by the server (DECISIONS.md 15; snapshotter-contract.md 3.8: the
 // snapshotter treats a hang-up of its idle liveness connection as the daemon's death).
-import { lstatSync, unlinkSync, chmodSync, statSync } from 'node:fs';
+import { lstatSync, unlinkSync, chmodSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -99,14 +100,30 @@ export class ApiServer {
 
   private async listen(mode: number): Promise<void> {
     await prepareSocketPath(this.socketPath);
+    // The socket is made under a temporary name and renamed into place once it listens: bind(2) creates the file
+    // before listen(2) runs, and a client polling for the file (as the snapshotter does, snapshotter-contract.md 8
+    // item 6) could connect in between and be refused (seen once in CI on a loaded machine). Sun paths are limited
+    // to 107 bytes; where the temporary name would not fit, the socket is made in place.
+    const tmp = path.join(path.dirname(this.socketPath), `.nydusd-api-${process.pid}.sock`);
+    const bindPath = Buffer.byteLength(tmp) < 108 ? tmp : this.socketPath;
+    if (bindPath !== this.socketPath) rmSync(tmp, { force: true });
     // the socket is created with exactly `mode` whatever the process umask: never wider, not even for a moment
     const umask = process.umask(0o777 & ~mode);
     try {
-      await this.app.listen({ path: this.socketPath });
+      await this.app.listen({ path: bindPath });
     } finally {
       process.umask(umask);
     }
-    chmodSync(this.socketPath, mode);
+    chmodSync(bindPath, mode);
+    if (bindPath !== this.socketPath) {
+      try {
+        renameSync(bindPath, this.socketPath);
+      } catch (err) {
+        await this.app.close().catch(() => undefined);
+        rmSync(bindPath, { force: true });
+        throw new Error(`cannot put the API socket in place at ${this.socketPath}: ${(err as Error).message}`);
+      }
+    }
     this.inode = statSync(this.socketPath).ino;
     this.log.info(`management API listening on ${this.socketPath} (mode 0${mode.toString(8)})`);
   }

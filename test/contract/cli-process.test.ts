@@ -115,20 +115,25 @@ test('item 2: --upgrade in its 1.1 position and the fscache argv parse, then get
   }
 });
 
-/** The inode of the listening Unix socket bound at `sock` (/proc/net/unix). */
-function socketInode(sock: string): string {
+/**
+ * The inode of the listening Unix socket behind `sock` (/proc/net/unix). The kernel lists a socket by the name it was
+ * bound to: nydusd binds `.nydusd-api-<pid>.sock` beside `sock` and renames it into place once it listens (so that no
+ * client finds the file before it accepts, src/api/server.ts), hence that name, for the daemon of pid `pid`.
+ */
+function socketInode(sock: string, pid: number): string {
+  const bound = new Set([sock, path.join(path.dirname(sock), `.nydusd-api-${pid}.sock`)]);
   for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[7] === sock) return f[6]!;
+    if (f[7] !== undefined && bound.has(f[7])) return f[6]!;
   }
-  throw new Error(`${sock} is not in /proc/net/unix`);
+  throw new Error(`${sock} (or the name it was bound to) is not in /proc/net/unix`);
 }
 
 test('item 4: the spawned pid itself holds the API socket and stays in the foreground, not a zombie', async () => {
   const r = root();
   const d = await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
-  const inode = socketInode(r.sock);
+  const inode = socketInode(r.sock, d.pid);
   const fds = readdirSync(`/proc/${d.pid}/fd`).map((fd) => {
     try {
       return readlinkSync(`/proc/${d.pid}/fd/${fd}`);
