@@ -3,25 +3,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, test } from 'node:test';
-import { cleanupDaemons, Daemon, NYDUSD, removeDir, requireEnv, run } from '../nydusd/helpers.js';
+import { afterEach, test } from 'node:test';
+import { cleanupDaemons, Daemon, NYDUSD, requireEnv, run } from '../nydusd/helpers.js';
 import {
   dedicatedArgv, exchange, fscacheArgv, GET_DAEMON, isMountpoint, isSocketFile, procState, sharedArgv, snapshotterRoot, spawnDaemon,
   waitForSocketFile, waitUntilState, type ArgvOptions, type Root,
 } from './harness.js';
 
 requireEnv();
-const roots: Root[] = [];
 afterEach(cleanupDaemons);
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
-
-function root(): Root {
-  const r = snapshotterRoot();
-  roots.push(r);
-  return r;
-}
 
 /** Spawns `argv`, expects RUNNING with the mount visible, then the SIGTERM teardown; returns the log text. */
 async function runsAndStops(r: Root, argv: string[], mountpoint: string): Promise<string> {
@@ -47,7 +37,7 @@ async function refuses(r: Root, argv: string[], message: RegExp): Promise<void> 
 }
 
 test('item 1: --version prints a Git Commit line equal to version.git_commit of a running daemon', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const out = run(process.execPath, [NYDUSD, '--version']);
   const m = /Git Commit:\s*(.+)/.exec(out);
   assert.ok(m, `no Git Commit line in ${JSON.stringify(out)}`);
@@ -61,19 +51,19 @@ test('item 1: --version prints a Git Commit line equal to version.git_commit of 
 
 test('items 2 and 3: the dedicated, failover and shared argv are accepted; R/logs/ID is created for --log-file', async () => {
   // dedicated with the built-in defaults; R/logs/ID does not exist before (item 3)
-  const r = root();
+  const r = snapshotterRoot();
   assert.equal(existsSync(path.dirname(r.logFile)), false);
   const log = await runsAndStops(r, dedicatedArgv(r), r.mnt);
   assert.match(log, /INFO Program Version: /, 'the daemon logs to R/logs/ID/nydusd.log');
 
   // with recover_policy = "failover": accepted; failover itself comes with the failover issue, until then the
   // daemon says so in its log (src/service/daemon.ts) and serves without a supervisor
-  const f = root();
+  const f = snapshotterRoot();
   const flog = await runsAndStops(f, dedicatedArgv(f, { failover: true }), f.mnt);
   assert.match(flog, new RegExp(`WARN --supervisor ${f.supervisor}: failover is not implemented yet; the daemon runs without it`));
 
   // shared: no config, no bootstrap; an empty pseudo root at R/mnt
-  const s = root();
+  const s = snapshotterRoot();
   const d = await spawnDaemon(sharedArgv(s), s.sharedMnt, s.sock);
   await waitUntilState(s.sock, 'RUNNING');
   assert.deepEqual(readdirSync(s.sharedMnt), []);
@@ -91,7 +81,7 @@ test('item 2: --failover-policy none|resend|flush and --log-level trace..error (
     { failoverPolicy: 'resend', logLevel: 'warning', info: false },
   ];
   for (const c of cases) {
-    const r = root();
+    const r = snapshotterRoot();
     const log = await runsAndStops(r, dedicatedArgv(r, c), r.mnt);
     // the level took effect: the start-up INFO line is written at trace, debug and info only
     assert.equal(/INFO Program Version: /.test(log), c.info, `--log-level ${c.logLevel}: ${log}`);
@@ -103,14 +93,14 @@ test('item 2: --upgrade in its 1.1 position and the fscache argv parse, then get
   // rather than mount a second time (src/service/daemon.ts), and it is no usage error
   const upgrade = /^Error: --upgrade \(takeover from a running daemon\) is not supported by this nydusd yet$/m;
   for (const argv of [(r: Root) => dedicatedArgv(r, { upgrade: true }), (r: Root) => dedicatedArgv(r, { upgrade: true, failover: true }), (r: Root) => sharedArgv(r, { upgrade: true })]) {
-    const r = root();
+    const r = snapshotterRoot();
     await refuses(r, argv(r), upgrade);
   }
   // fscache is out of scope (DECISIONS.md 6: this kernel has no EROFS on-demand): the singleton argv parses, and the
   // daemon says so instead of a usage error
   const singleton = /^Error: the singleton \(fscache\) mode is out of scope for this nydusd$/m;
   for (const upgrading of [false, true]) {
-    const r = root();
+    const r = snapshotterRoot();
     await refuses(r, fscacheArgv(r, { upgrade: upgrading }), singleton);
   }
 });
@@ -130,7 +120,7 @@ function socketInode(sock: string, pid: number): string {
 }
 
 test('item 4: the spawned pid itself holds the API socket and stays in the foreground, not a zombie', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const d = await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   const inode = socketInode(r.sock, d.pid);
@@ -149,7 +139,7 @@ test('item 4: the spawned pid itself holds the API socket and stays in the foreg
 });
 
 test('item 5: an invalid bootstrap (contract section 7, a text file) fails fast: exit 1, one clear line, no socket ever', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   // the shape of the contract's invalid-bootstrap-file-size-133513 fixture: 133513 bytes of Makefile text
   const bad = path.join(r.R, 'snapshots', '43', 'fs', 'image', 'image.boot');
   const line = 'all: clear build\n\nbuild:\n\tgo build -o bin/containerd-nydus-grpc ./cmd/containerd-nydus-grpc\n\n';

@@ -3,19 +3,15 @@
 // unknown key refused with an error body. The renewed secret never shows in an answer or the log (issue 9).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, afterEach, test } from 'node:test';
-import { cleanupDaemons, removeDir, requireEnv } from '../nydusd/helpers.js';
+import { afterEach, test } from 'node:test';
+import { cleanupDaemons, requireEnv } from '../nydusd/helpers.js';
 import {
   assertErrorBody, dedicatedArgv, exchange, goRequest, localfsConfig, mountBody, sharedArgv, SID, snapshotterRoot, spawnDaemon,
   waitUntilState, type Root,
 } from './harness.js';
 
 requireEnv();
-const roots: Root[] = [];
 afterEach(cleanupDaemons);
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
 
 const AUTH = '{"registry_auth":"dXNlcjpwYXNz"}';
 
@@ -40,7 +36,6 @@ async function renewal(r: Root, id: string): Promise<void> {
 
 test('item 15: PUT /api/v1/config?id=%2F42 on a shared daemon renews registry_auth; an unknown key is refused', async () => {
   const r = snapshotterRoot();
-  roots.push(r);
   await spawnDaemon(sharedArgv(r), r.sharedMnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   const posted = await exchange(r.sock, goRequest('POST', `/api/v1/mount?mountpoint=%2F${SID}`, mountBody(r.bootstrap, localfsConfig(r, SID))));
@@ -50,7 +45,6 @@ test('item 15: PUT /api/v1/config?id=%2F42 on a shared daemon renews registry_au
 
 test('item 15: PUT /api/v1/config?id=%2F on a dedicated daemon renews registry_auth; an unknown key is refused', async () => {
   const r = snapshotterRoot();
-  roots.push(r);
   await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   await renewal(r, '%2F');

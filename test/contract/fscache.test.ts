@@ -6,18 +6,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { after, afterEach, test } from 'node:test';
-import { cleanupDaemons, Daemon, removeDir, requireEnv } from '../nydusd/helpers.js';
+import { afterEach, test } from 'node:test';
+import { cleanupDaemons, Daemon, requireEnv } from '../nydusd/helpers.js';
 import {
   assertErrorBody, exchange, fscacheArgv, GET_DAEMON, goRequest, sharedArgv, SID, snapshotterRoot, spawnDaemon, waitUntilState, type Root,
 } from './harness.js';
 
 requireEnv();
-const roots: Root[] = [];
 afterEach(cleanupDaemons);
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
 
 /** FID: the lowercase hex sha256 of `nydus-snapshot-<SID>` (contract conventions). */
 function fid(sid: string): string {
@@ -43,14 +39,12 @@ test('item 16 (fscache, out of scope by DECISIONS.md 6): the singleton argv and 
 
   // the fscache daemon itself: parsed, then refused with one line (no usage error, no socket)
   const f = snapshotterRoot();
-  roots.push(f);
   const exit = await new Daemon(fscacheArgv(f)).waitExit(20_000);
   assert.equal(exit.code, 1, exit.stderr);
   assert.equal(exit.stderr, 'Error: the singleton (fscache) mode is out of scope for this nydusd\n');
 
   // the fscache requests of 3.2 sent to the daemon we do run (shared fusedev)
   const r = snapshotterRoot();
-  roots.push(r);
   await spawnDaemon(sharedArgv(r), r.sharedMnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   const body = fscacheBody(r, id);

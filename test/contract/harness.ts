@@ -8,7 +8,8 @@ import { closeSync, cpSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFil
 import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
-import { Daemon, sleep } from '../nydusd/helpers.js';
+import { after } from 'node:test';
+import { Daemon, removeDir, sleep } from '../nydusd/helpers.js';
 
 export const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 /** The image the harness serves as snapshot 42 (a nydus-ts build of bootstrap-samples/tree). */
@@ -37,6 +38,7 @@ export interface Root {
  * A fresh snapshotter root with what the snapshotter prepares before a spawn (1.4): R/socket/ID, R/config/ID with the
  * config.json, the unpacked meta layer at R/snapshots/42/fs/image/image.boot, the mountpoints, CACHE holding the
  * blobs (the localfs template reads them from CACHE/, example B). It does NOT create R/logs/ID: the daemon must.
+ * The root is removed after the test file's tests.
  */
 export function snapshotterRoot(image = SAMPLE): Root {
   const R = mkdtempSync('/tmp/nydus-contract-');
@@ -59,8 +61,15 @@ export function snapshotterRoot(image = SAMPLE): Root {
   cpSync(path.join(image, 'blobs'), r.cache, { recursive: true });
   cpSync(path.join(image, 'bootstrap'), r.bootstrap);
   writeAtomically(r.configFile, localfsConfig(r, SID));
+  made.push(r);
   return r;
 }
+
+/** Every root made by the test file that imported this module, removed after its tests (registered at import). */
+const made: Root[] = [];
+after(() => {
+  for (const r of made.splice(0)) removeDir(r.R);
+});
 
 /**
  * The config JSON the snapshotter writes for the localfs template (2.2 example B), byte for byte: Go's compact

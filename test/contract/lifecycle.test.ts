@@ -3,26 +3,16 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import { mountAt } from '../../src/fuse/mountinfo.js';
-import { cleanupDaemons, removeDir, requireEnv } from '../nydusd/helpers.js';
+import { cleanupDaemons, requireEnv } from '../nydusd/helpers.js';
 import {
   assertErrorBody, dedicatedArgv, exchange, GET_DAEMON, goRequest, ID, isMountpoint, localfsConfig, mountBody, SAMPLES, sharedArgv, SID,
-  snapshotterRoot, spawnDaemon, waitUnmounted, waitUntilState, writeAtomically, type Root,
+  snapshotterRoot, spawnDaemon, waitUnmounted, waitUntilState, writeAtomically,
 } from './harness.js';
 
 requireEnv();
-const roots: Root[] = [];
 afterEach(cleanupDaemons);
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
-
-function root(): Root {
-  const r = snapshotterRoot();
-  roots.push(r);
-  return r;
-}
 
 /** The image's root listing, from bootstrap-samples/tree.list (`<mode> <size> <path>[ -> <target>][ [xattrs]]`). */
 function expectedRootListing(): string[] {
@@ -35,7 +25,7 @@ function expectedRootListing(): string[] {
 }
 
 test('item 12: the dedicated mount: its own st_dev, fstype fuse, read-only, the root answers getattr', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   assert.notEqual(statSync(r.mnt).dev, statSync(path.dirname(r.mnt)).dev, 'R/snapshots/42/mnt has the st_dev of its parent');
@@ -48,7 +38,7 @@ test('item 12: the dedicated mount: its own st_dev, fstype fuse, read-only, the 
 });
 
 test('item 13: SIGTERM: the process exits and the mountpoint stops being one within the 20 checks', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const d = await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   // DestroyDaemon (3.5): SIGTERM, wait() (bounded here only against a hang), then the unmount poll
@@ -64,7 +54,7 @@ test('item 13: SIGTERM: the process exits and the mountpoint stops being one wit
 });
 
 test('item 14: shared attach and detach with the 3.1 POST and DELETE bytes; repeated, unknown and broken requests pinned', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   await spawnDaemon(sharedArgv(r), r.sharedMnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   assert.deepEqual(readdirSync(r.sharedMnt), [], 'a shared daemon starts with an empty R/mnt');

@@ -7,16 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { after, afterEach, test } from 'node:test';
-import { cleanupDaemons, isMounted, removeDir, requireEnv, sleep } from '../nydusd/helpers.js';
+import { afterEach, test } from 'node:test';
+import { cleanupDaemons, isMounted, requireEnv, sleep, startHungBlobServer as startHungBlobServerAt } from '../nydusd/helpers.js';
 import {
   assertErrorBody, dedicatedArgv, exchange, goRequest, localfsConfig, mountBody, SAMPLE, sharedArgv, SID, snapshotterRoot, spawnDaemon,
-  waitUntilState, writeAtomically, type RawResponse, type Root,
+  waitUntilState, writeAtomically, type RawResponse,
 } from './harness.js';
 
 requireEnv(['dd']);
-const roots: Root[] = [];
 const children: ChildProcess[] = [];
 const hungMounts: string[] = [];
 afterEach(async () => {
@@ -31,15 +29,6 @@ afterEach(async () => {
   }
   for (const m of hungMounts.splice(0)) if (isMounted(m)) spawnSync('umount', ['-l', m]);
 });
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
-
-function root(): Root {
-  const r = snapshotterRoot();
-  roots.push(r);
-  return r;
-}
 
 const BIG = 'data/big.bin';
 const MiB = 1 << 20;
@@ -104,7 +93,7 @@ function assertCovers(ids: Set<string>, cache: string, when: string): void {
 }
 
 test('items 23 and 24 (dedicated): FsMetrics arrays and counters after a 1 MiB read; underlying_files covers CACHE', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   // 5.3: the list is sampled right after the mount and never refreshed while non-empty: complete from RUNNING on
@@ -124,7 +113,7 @@ test('items 23 and 24 (dedicated): FsMetrics arrays and counters after a 1 MiB r
 });
 
 test('items 23 and 24 (shared): ?id=%2F42 answers for the instance, ?id=%2Fnope is a 404 error body', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   await spawnDaemon(sharedArgv(r), r.sharedMnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   const cfgFile = path.join(r.R, 'config', 'shared-42.json');
@@ -147,19 +136,11 @@ test('items 23 and 24 (shared): ?id=%2F42 answers for the instance, ?id=%2Fnope 
   }
 });
 
-/** Mounts test/nydusd/hung-blob-server.js at `dir` serving `name` of `size` bytes, once it says it is ready. */
+/** The hung blob server, tracked for the clean-up after each test. */
 async function startHungBlobServer(dir: string, name: string, size: number): Promise<ChildProcess> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'nydusd', 'hung-blob-server.js');
-  const child = spawn(process.execPath, [script, dir, name, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
   hungMounts.push(dir);
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  for (const deadline = Date.now() + 20_000; !out.includes('ready\n');) {
-    assert.equal(child.exitCode, null, 'hung-blob-server exited');
-    assert.ok(Date.now() < deadline, 'hung-blob-server did not get ready');
-    await sleep(20);
-  }
+  const child = await startHungBlobServerAt(dir, name, size);
+  children.push(child);
   return child;
 }
 
@@ -175,7 +156,7 @@ async function inflightUntil(sock: string, status: number): Promise<RawResponse>
 }
 
 test('item 25: inflight is 204 with no body when idle, and lists the READ stalled on a hung backend', { timeout: 120_000 }, async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const blobId = readdirSync(path.join(SAMPLE, 'blobs'))[0]!;
   const hung = path.join(r.R, 'hung');
   mkdirSync(hung);

@@ -4,26 +4,16 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import { mountAt } from '../../src/fuse/mountinfo.js';
-import { cleanupDaemons, Daemon, removeDir, requireEnv, run, sleep } from '../nydusd/helpers.js';
+import { cleanupDaemons, Daemon, requireEnv, run, sleep } from '../nydusd/helpers.js';
 import {
   assertErrorBody, dedicatedArgv, exchange, GET_DAEMON, goRequest, isSocketFile, localfsConfig, mountBody, RawConnection, sharedArgv,
-  SID, snapshotterRoot, spawnDaemon, waitUntilState, type RawResponse, type Root,
+  SID, snapshotterRoot, spawnDaemon, waitUntilState, type RawResponse,
 } from './harness.js';
 
 requireEnv();
-const roots: Root[] = [];
 afterEach(cleanupDaemons);
-after(() => {
-  for (const r of roots) removeDir(r.R);
-});
-
-function root(): Root {
-  const r = snapshotterRoot();
-  roots.push(r);
-  return r;
-}
 
 function assertSuccess(r: RawResponse, what: string): void {
   assert.ok(r.status === 200 || r.status === 204, `${what}: the Go client takes only 200 and 204 as success, got ${r.status} ${r.body}`);
@@ -32,7 +22,7 @@ function assertSuccess(r: RawResponse, what: string): void {
 }
 
 test('item 6: the socket appears with the final answer: the first GET says RUNNING and the mount is in mountinfo', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const d = new Daemon(dedicatedArgv(r), r.mnt);
   // the snapshotter stats the socket path every 100 ms (3.3); the budget is its 100 attempts
   let first: RawResponse | undefined;
@@ -54,7 +44,7 @@ test('item 6: the socket appears with the final answer: the first GET says RUNNI
 });
 
 test('item 9: the 3.1 requests replayed byte for byte, split across writes and pipelined; item 10: error bodies', async () => {
-  const r = root();
+  const r = snapshotterRoot();
   const d = await spawnDaemon(sharedArgv(r), r.sharedMnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   const post = (sid: string) => goRequest('POST', `/api/v1/mount?mountpoint=%2F${sid}`, mountBody(r.bootstrap, localfsConfig(r, sid)));

@@ -1,11 +1,11 @@
 // A dedicated nydusd serving a bootstrap sample with the metrics on: a v1 configuration as nydus-snapshotter writes it
 // (localfs backend, blob cache in its own work_dir, iostats_files, access_pattern and latest_read_files on, a
 // device.id), --apisock, and optionally --metrics-address. Requests go over the socket (test/api/helpers.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { Daemon, tempDir } from '../nydusd/helpers.js';
+export { startHungBlobServer } from '../nydusd/helpers.js';
 import { request, waitForSocket } from '../api/helpers.js';
 
 export const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
@@ -74,25 +74,3 @@ export function blobIdOfCacheFile(name: string): string {
   return s ? name.slice(0, -s.length) : name;
 }
 
-/**
- * Mounts test/nydusd/hung-blob-server.js at `dir`, serving one file `name` of `size` bytes whose reads never answer
- * until the server gets SIGUSR1 (then EIO). (The same start-up as bad-input.test.ts's, which does not export it.)
- */
-export async function startHungBlobServer(dir: string, name: string, size: number): Promise<ChildProcess> {
-  mkdirSync(dir, { recursive: true });
-  const script = path.join(projectRoot, 'dist', 'test', 'nydusd', 'hung-blob-server.js');
-  const child = spawn(process.execPath, [script, dir, name, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('hung-blob-server did not get ready in 10 s')), 10_000);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('close', (code) => reject(new Error(`hung-blob-server exited with ${code}`)));
-  });
-  return child;
-}

@@ -2,15 +2,14 @@
 // fail reads with EIO while the metadata keeps working; signals, --version and --log-file behave.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, truncateSync, writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { fixture, projectRoot } from '../helpers/paths.js';
 import { loadImageFile } from '../image/helpers.js';
-import { fileURLToPath } from 'node:url';
-import { cleanupDaemons, Daemon, daemonMetrics, isMounted, mountImage, readChunkMap, removeDir, requireEnv, runNydusd, tempDir, waitFor, writeConfig } from './helpers.js';
+import { cleanupDaemons, Daemon, daemonMetrics, isMounted, mountImage, readChunkMap, removeDir, requireEnv, runNydusd, startHungBlobServer, tempDir, waitFor, writeConfig } from './helpers.js';
 
 const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 
@@ -29,24 +28,6 @@ function tryRead(file: string): { result: string; ms: number } {
   return { result: /Input\/output error/.test(err) ? 'EIO' : err.trim(), ms };
 }
 
-/** Mounts hung-blob-server.js at `dir` and waits until it is serving. */
-async function startHungServer(dir: string, blobId: string, size: number): Promise<ChildProcess> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'hung-blob-server.js');
-  const child = spawn(process.execPath, [script, dir, blobId, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('hung-blob-server did not get ready in 10 s')), 10_000);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('close', (code) => reject(new Error(`hung-blob-server exited with ${code}`)));
-  });
-  return child;
-}
 
 /** Metadata of the sample tree is served without any blob. */
 function checkMetadata(mnt: string): void {
@@ -231,7 +212,7 @@ describe('nydusd with bad input', () => {
       // then serve the blob from a filesystem whose reads never answer
       const blobs = path.join(dir, 'hung');
       mkdirSync(blobs);
-      const server = await startHungServer(blobs, blobId, statSync(path.join(blobDir, blobId)).size);
+      const server = await startHungBlobServer(blobs, blobId, statSync(path.join(blobDir, blobId)).size);
       try {
         const cfg = writeConfig(path.join(dir, 'cfg.json'), { blobDir: blobs, workDir, timeout: 1 });
         const d = await mountImage(['fuse', '--config', cfg, '--bootstrap', bootstrap, '--mountpoint', mnt], mnt);

@@ -503,3 +503,26 @@ export function tryReadRange(file: string, offset: number, length: number): Buff
     return (err as NodeJS.ErrnoException).code ?? String(err);
   }
 }
+
+/**
+ * Mounts test/nydusd/hung-blob-server.js at `dir` (created if missing), serving one blob file `name` of `size` bytes
+ * whose reads never answer until the server gets SIGUSR1 (then EIO); resolves once it says it is serving.
+ */
+export async function startHungBlobServer(dir: string, name: string, size: number): Promise<ChildProcess> {
+  mkdirSync(dir, { recursive: true });
+  const script = path.join(projectRoot, 'dist', 'test', 'nydusd', 'hung-blob-server.js');
+  const child = spawn(process.execPath, [script, dir, name, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('hung-blob-server did not get ready in 10 s')), 10_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('ready\n')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('close', (code) => reject(new Error(`hung-blob-server exited with ${code}`)));
+  });
+  return child;
+}
