@@ -28,8 +28,8 @@ function reportingFailures(inner: BlobBackend, onError: (message: string) => voi
     get abandoned() {
       return inner.abandoned;
     },
-    read: (blobId, offset, length, signal) =>
-      inner.read(blobId, offset, length, signal).catch((err: unknown) => {
+    read: (blobId, offset, length, signal, into) =>
+      inner.read(blobId, offset, length, signal, into).catch((err: unknown) => {
         onError(`${inner.kind}: reading blob ${blobId} offset ${offset} length ${length}: ${(err as Error).message}`);
         throw err;
       }),

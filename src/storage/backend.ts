@@ -7,9 +7,12 @@ export interface BlobBackend {
   readonly kind: string;
   /**
    * Reads exactly `length` bytes at `offset` of blob `blobId`. A short read (truncated blob), a missing
-   * blob or a transport failure rejects with BackendError; `signal` aborts the read.
+   * blob or a transport failure rejects with BackendError; `signal` aborts the read. `into` (exactly `length` bytes)
+   * is memory the caller offers for the answer (the blob cache's arena): a backend may read into it and return it, or
+   * ignore it and return its own. Once a read fails or is aborted, the caller never reuses `into`: a read given up
+   * may still be writing into it below.
    */
-  read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
+  read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer>;
   /** the blob's size in bytes (used to find trailers such as the ToC) */
   size(blobId: string): Promise<number>;
   close(): Promise<void>;
@@ -41,8 +44,9 @@ export async function readWithTimeout(
   offset: number,
   length: number,
   timeoutSec: number,
+  into?: Buffer,
 ): Promise<Buffer> {
-  if (!(timeoutSec > 0)) return backend.read(blobId, offset, length);
+  if (!(timeoutSec > 0)) return backend.read(blobId, offset, length, undefined, into);
   // configuration clamps durations already (config.ts MAX_TIMER_SEC); a longer timer would fire after 1 ms
   const ms = Math.min(timeoutSec * 1000, TIMER_MAX_MS);
   const ctl = new AbortController();
@@ -54,7 +58,7 @@ export async function readWithTimeout(
     }, ms);
   });
   try {
-    return await Promise.race([backend.read(blobId, offset, length, ctl.signal), expired]);
+    return await Promise.race([backend.read(blobId, offset, length, ctl.signal, into), expired]);
   } finally {
     clearTimeout(timer);
   }
@@ -100,13 +104,13 @@ export class MeteredBackend implements BlobBackend {
     this.observers.push(fn);
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     this.stats.reads++;
     this.pending++;
     const t0 = performance.now();
     let failed = true;
     try {
-      const data = await this.inner.read(blobId, offset, length, signal);
+      const data = await this.inner.read(blobId, offset, length, signal, into);
       this.stats.bytes += data.length;
       failed = false;
       this.log?.('debug', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} in ${(performance.now() - t0).toFixed(1)} ms`);

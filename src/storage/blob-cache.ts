@@ -650,10 +650,14 @@ export class BlobCache {
     const start = group[0]!.compressedOffset;
     const last = group[group.length - 1]!;
     const length = last.compressedOffset + last.compressedSize - start;
+    // The compressed bytes land in arena memory when they fit a slot: a fresh Buffer per fetch is external memory that
+    // keeps V8 collecting during cold reads (BENCHMARKS.md run W). Only in the default layout, where nothing keeps them
+    // past the decodes; the compressed layout writes them to the cache file.
+    const into = this.raw ? undefined : this.opts.arena?.take(length);
     const raw = (async () => {
       this.stats.backendReads++;
       this.stats.backendBytes += length;
-      const data = await readWithTimeout(f.backend, this.blob.blobId, start, length, f.timeoutSec);
+      const data = await readWithTimeout(f.backend, this.blob.blobId, start, length, f.timeoutSec, into);
       // a backend that answers with other than what was asked for is not believed (its bytes would land at wrong offsets)
       if (data.length !== length) {
         throw new BackendError(`${f.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);
@@ -679,6 +683,15 @@ export class BlobCache {
       this.inflight.set(this.key(chunk), p);
       return { chunk, p, stored: () => stored! };
     });
+    if (into) {
+      // given back once every chunk is decoded (decoding copies out of it); never after a failed read, which may
+      // still be writing into it from below (a read given up on its timeout)
+      const arena = this.opts.arena!;
+      raw.then(
+        () => void Promise.allSettled(decoded.map((d) => d.p)).then(() => arena.release(into)),
+        () => undefined,
+      );
+    }
     for (const { chunk, p, stored } of decoded) {
       const key = this.key(chunk);
       p.then(

@@ -74,7 +74,7 @@ export class LocalFsBackend implements BlobBackend {
     return this.stuck.size;
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     let fh: fs.promises.FileHandle;
     try {
       fh = await this.open(blobId);
@@ -82,7 +82,7 @@ export class LocalFsBackend implements BlobBackend {
       if (err instanceof BackendError) throw err;
       throw new BackendError(`localfs: cannot open blob ${blobId}: ${(err as Error).message}`, blobId, { cause: err });
     }
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into?.length === length ? into : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       signal?.throwIfAborted();
