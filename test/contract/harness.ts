@@ -4,12 +4,14 @@
 // Budgets: each loop runs the snapshotter's own attempt count at the upper end of its documented spacing, so a
 // daemon within the contract passes however loaded the machine is, and one outside it fails instead of hanging.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { closeSync, cpSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { after } from 'node:test';
-import { Daemon, removeDir, sleep } from '../nydusd/helpers.js';
+import { cleanupDaemons, Daemon, removeDir, sleep } from '../nydusd/helpers.js';
+import { readMounts } from '../../src/fuse/mountinfo.js';
 
 export const SAMPLES = path.join(projectRoot, 'bootstrap-samples');
 /** The image the harness serves as snapshot 42 (a nydus-ts build of bootstrap-samples/tree). */
@@ -65,10 +67,18 @@ export function snapshotterRoot(image = SAMPLE): Root {
   return r;
 }
 
-/** Every root made by the test file that imported this module, removed after its tests (registered at import). */
+/**
+ * Every root made by the test file that imported this module, removed after its tests (registered at import, so before
+ * the file's own hooks: the daemons still running on a root are stopped and unmounted first).
+ */
 const made: Root[] = [];
-after(() => {
-  for (const r of made.splice(0)) removeDir(r.R);
+after(async () => {
+  await cleanupDaemons();
+  for (const r of made.splice(0)) {
+    // a daemon killed on purpose (SIGKILL) leaves its dead FUSE mount: detach it, never recurse into it
+    for (const m of readMounts()) if (m.mountPoint.startsWith(`${r.R}/`)) spawnSync('umount', ['-l', m.mountPoint]);
+    removeDir(r.R);
+  }
 });
 
 /**

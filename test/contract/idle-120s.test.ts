@@ -4,22 +4,15 @@
 // that served a GET before the wait serves another after it (item 8: idle connections are not closed under 10 s);
 // killing the daemon hangs the idle connection up at once. The daemon runs on the snapshotter's exact dedicated argv.
 // test/api/idle.test.ts is the 10 s form of the same check (test/api/idle.ts), on the API test daemon.
-import { spawnSync } from 'node:child_process';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { idleConnectionsSurvive } from '../api/idle.js';
-import { cleanupDaemons, isMounted, removeDir, requireEnv } from '../nydusd/helpers.js';
-import { dedicatedArgv, snapshotterRoot, spawnDaemon, waitUntilState, type Root } from './harness.js';
+import { requireEnv } from '../nydusd/helpers.js';
+import { dedicatedArgv, snapshotterRoot, spawnDaemon, waitUntilState } from './harness.js';
 
 requireEnv();
-let r: Root | undefined;
-after(async () => {
-  await cleanupDaemons();
-  if (r && isMounted(r.mnt)) spawnSync('umount', ['-l', r.mnt]);
-  if (r) removeDir(r.R);
-});
 
 test('item 7: a silent connection survives 120 s with no byte and no hang-up; SIGKILL hangs it up', { timeout: 120_000 + 80_000 }, async () => {
-  r = snapshotterRoot();
+  const r = snapshotterRoot();
   const daemon = await spawnDaemon(dedicatedArgv(r), r.mnt, r.sock);
   await waitUntilState(r.sock, 'RUNNING');
   await idleConnectionsSurvive({ daemon, dir: r.R, sock: r.sock, mountpoint: r.mnt, cache: r.cache }, 120);
