@@ -373,45 +373,10 @@ export class BlobCache {
       if (this.inflight.has(key) || this.recent.has(key)) continue;
       if (!this.readyNow(key)) missing.push(c);
       else if (this.recentBudget.admits(c.uncompressedSize) && !this.beyondCut(c)) {
-        if (this.raw) this.loadRaw(f, c);
-        else this.loadAhead(f, c);
+        void this.loadCached(f, c, false);
       }
     }
     if (missing.length > 0) this.startFetch(f, missing, []);
-  }
-
-  /** A ready chunk of the default layout read whole from the cache file ahead of its readers, in flight until then. */
-  private loadAhead(f: FetchOptions, chunk: ChunkInfo): void {
-    const key = this.key(chunk);
-    const self: { load?: Promise<Buffer> } = {};
-    const p: Promise<Buffer> = (async () => {
-      // arena memory, held by this load until its readers have taken their own holds (released below)
-      const into = this.opts.arena?.take(chunk.uncompressedSize);
-      try {
-        const whole = await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize, into);
-        const bad = f.validateCache ? this.mismatch(chunk, whole) : undefined;
-        if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
-        return whole;
-      } catch (err) {
-        if (into) this.opts.arena!.release(into);
-        // the readers waiting here get the chunk from the backend, never the bytes that failed; the fetch lets go of
-        // its memory once the chunk is written, so this load hands it on with a hold of its own (as loadRaw does)
-        const fetched = await this.repair(f, chunk, (err as Error).message, self.load);
-        this.opts.arena?.hold(fetched);
-        return fetched;
-      }
-    })();
-    self.load = p;
-    this.inflight.set(key, p);
-    p.then(
-      (plain) => {
-        this.remember(key, plain);
-        setImmediate(() => this.opts.arena?.release(plain));
-      },
-      () => undefined,
-    ).finally(() => {
-      if (this.inflight.get(key) === p) this.inflight.delete(key);
-    });
   }
 
   /**
@@ -442,7 +407,7 @@ export class BlobCache {
     }
     if (this.raw) {
       if (!this.isReady(key)) throw this.unavailable(chunk);
-      return this.keep(lease, (await this.loadRaw(f, chunk)).subarray(start, end));
+      return this.keep(lease, (await this.loadCached(f, chunk, true)).subarray(start, end));
     }
     // only reachable if a fetch failed between planning and reading: never serve the sparse zeros
     if (!this.isReady(key)) throw this.unavailable(chunk);
@@ -495,22 +460,23 @@ export class BlobCache {
   }
 
   /**
-   * Raw mode: a ready chunk is read compressed from the cache file and decoded, once for all the readers that
-   * want it meanwhile (it is in flight like a fetch, and kept among the recent chunks after). A chunk that does
-   * not decode, or fails cache.validate, is fetched again and never served.
+   * A ready chunk loaded from the cache file once for all the readers that want it meanwhile: in flight under its key
+   * like a fetch, and kept among the recent chunks after. In the compressed layout it is read compressed and decoded
+   * (readers of that layout always come here); in the default layout it is read whole, ahead of a sequential reader
+   * (prefetch). A chunk that cannot be read, does not decode or fails cache.validate is fetched again, never served.
+   * `countHit`: a reader asked for it (readahead counts its hits when the readers take the chunk from memory).
    */
-  private loadRaw(f: FetchOptions, chunk: ChunkInfo): Promise<Buffer> {
+  private loadCached(f: FetchOptions, chunk: ChunkInfo, countHit: boolean): Promise<Buffer> {
     const key = this.key(chunk);
     // this load is in flight under the chunk's key; a repair must replace it rather than wait for it
     const self: { load?: Promise<Buffer> } = {};
     const p: Promise<Buffer> = (async () => {
       let plain: Buffer | undefined;
       try {
-        const stored = await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize);
-        plain = await this.decode(chunk, stored);
+        plain = this.raw ? await this.decode(chunk, await this.readCached(chunk, chunk.compressedOffset, chunk.compressedSize)) : await this.readWhole(chunk);
         const bad = f.validateCache ? this.mismatch(chunk, plain) : undefined;
         if (bad !== undefined) throw new Error(`digest mismatch: ${bad}`);
-        this.stats.cacheHits++;
+        if (countHit) this.stats.cacheHits++;
         return plain;
       } catch (err) {
         if (plain) this.opts.arena?.release(plain);
@@ -533,6 +499,17 @@ export class BlobCache {
       if (this.inflight.get(key) === p) this.inflight.delete(key);
     });
     return p;
+  }
+
+  /** A default-layout chunk read whole from the cache file into arena memory held once by the caller (when it fits). */
+  private async readWhole(chunk: ChunkInfo): Promise<Buffer> {
+    const into = this.opts.arena?.take(chunk.uncompressedSize);
+    try {
+      return await this.readCached(chunk, chunk.uncompressedOffset, chunk.uncompressedSize, into);
+    } catch (err) {
+      if (into) this.opts.arena!.release(into);
+      throw err;
+    }
   }
 
   /** A view handed to a reader: kept in its lease, or copied out of recycled memory when there is none. */
