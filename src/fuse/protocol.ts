@@ -552,9 +552,9 @@ export class DirentWriter {
   }
 }
 
-export interface DecodedDirent { ino: bigint; off: bigint; type: number; name: string; entry?: { nodeId: bigint; attr: DecodedAttr } }
+export interface DecodedDirent { ino: bigint; off: bigint; type: number; name: string; nameBytes: Buffer; entry?: { nodeId: bigint; attr: DecodedAttr } }
 
-/** Inverse of DirentWriter, for tests. */
+/** Inverse of DirentWriter (tests, and the VFS listing an instance's root before it goes). */
 export function decodeDirents(b: Buffer, plus: boolean): DecodedDirent[] {
   const out: DecodedDirent[] = [];
   let p = 0;
@@ -566,7 +566,7 @@ export function decodeDirents(b: Buffer, plus: boolean): DecodedDirent[] {
       p += ENTRY_OUT_SIZE;
     }
     const namelen = b.readUInt32LE(p + 16);
-    out.push({ ino: b.readBigUInt64LE(p), off: b.readBigUInt64LE(p + 8), type: b.readUInt32LE(p + 20), name: b.toString('utf8', p + 24, p + 24 + namelen), entry });
+    out.push({ ino: b.readBigUInt64LE(p), off: b.readBigUInt64LE(p + 8), type: b.readUInt32LE(p + 20), name: b.toString('utf8', p + 24, p + 24 + namelen), nameBytes: Buffer.from(b.subarray(p + 24, p + 24 + namelen)), entry });
     p = start + (plus ? direntPlusSize(namelen) : direntSize(namelen));
   }
   return out;

@@ -11,7 +11,7 @@
 // serve another image's inode under the old name. Lookups are counted per slot to know when that is (FORGET
 // balances every entry reply with a node id, "." and ".." of READDIRPLUS excepted).
 import { FuseError, type Attr, type Entry, type FileSystem, type LeasedData, type RequestContext, type StatFs } from '../fuse/filesystem.js';
-import { DirentWriter, INODE_MASK, SLOT_SHIFT, withSlot } from '../fuse/protocol.js';
+import { decodeDirents, DirentWriter, INODE_MASK, SLOT_SHIFT, withSlot } from '../fuse/protocol.js';
 
 const S_IFDIR = 0o040000;
 const FUSE_ROOT = 1n;
@@ -237,16 +237,10 @@ export class Vfs<T> implements FileSystem {
       for (;;) {
         const w = new DirentWriter(64 * 1024, false);
         await att.fs.readdirInto(FUSE_ROOT, 0n, offset, w, ctx);
-        const buf = w.finish();
-        if (buf.length === 0) break;
-        for (let p = 0; p < buf.length; ) {
-          const off = buf.readBigUInt64LE(p + 8);
-          const len = buf.readUInt32LE(p + 16);
-          const name = Buffer.from(buf.subarray(p + 24, p + 24 + len));
-          if (!name.equals(DOT) && !name.equals(DOTDOT)) names.push(name);
-          offset = off;
-          p += (24 + len + 7) & ~7;
-        }
+        const entries = decodeDirents(w.finish(), false);
+        if (entries.length === 0) break;
+        for (const e of entries) if (!e.nameBytes.equals(DOT) && !e.nameBytes.equals(DOTDOT)) names.push(e.nameBytes);
+        offset = entries[entries.length - 1]!.off;
       }
     } else if (att.fs.readdir) {
       for (const e of await att.fs.readdir(FUSE_ROOT, 0n, 0n, false, ctx)) {
