@@ -73,7 +73,8 @@ export class RecentChunks {
   bytes = 0;
   readonly lists = new Set<RecentList>();
   private seq = 0;
-  private lastUse = 0;
+  /** a chunk was kept or read since the timer last looked */
+  private touched = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -81,14 +82,17 @@ export class RecentChunks {
     private readonly idleMs = IDLE_MS,
   ) {}
 
-  /** A chunk was kept or read: the lists live on until `idleMs` pass without either. */
+  /**
+   * A chunk was kept or read: the lists live on until a whole `idleMs` passes without either (they go between one and
+   * two `idleMs` after the last use). A flag, not a clock read, since it is called for every chunk a READ takes.
+   */
   used(): void {
-    this.lastUse = performance.now();
+    this.touched = true;
     if (this.timer) return;
     const check = () => {
-      const quiet = performance.now() - this.lastUse;
-      if (quiet < this.idleMs) {
-        this.timer = setTimeout(check, this.idleMs - quiet).unref();
+      if (this.touched) {
+        this.touched = false;
+        this.timer = setTimeout(check, this.idleMs).unref();
         return;
       }
       this.timer = undefined;
