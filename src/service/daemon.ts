@@ -204,8 +204,8 @@ export class FuseDaemon {
     return { mountpoint: path, mountedAtNs: nowNs(), bootstrapPath, instance };
   }
 
+  /** Builds and attaches; the VFS refuses a taken or malformed `path` (callers check it first when building costs). */
   private attach(path: string, bootstrapPath: string, config: ConfigV2): MountedInstance {
-    this.vfs.checkAttach(path);
     const m = this.build(path, bootstrapPath, config);
     this.open.add(m);
     try {
@@ -221,6 +221,7 @@ export class FuseDaemon {
   /** POST /api/v1/mount (nydusd-runtime.md 3.5.6): a new instance at `path` inside the FUSE mount, visible at once. */
   mountInstance(path: string, bootstrapPath: string, configText: string, prefetch: string[] = []): MountedInstance {
     this.checkServing();
+    // the place first: a taken or malformed path is the answer before anything is parsed or loaded
     this.vfs.checkAttach(path);
     const config = parseConfig(configText, (m) => this.log.warn(`configuration of ${path}: ${m}`));
     const bad = prefetch.find((p) => typeof p !== 'string' || !p.startsWith('/'));
