@@ -1,7 +1,7 @@
 // A dedicated nydusd serving a bootstrap sample with the metrics on: a v1 configuration as nydus-snapshotter writes it
 // (localfs backend, blob cache in its own work_dir, iostats_files, access_pattern and latest_read_files on, a
 // device.id), --apisock, and optionally --metrics-address. Requests go over the socket (test/api/helpers.ts).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/paths.js';
 import { Daemon, tempDir } from '../nydusd/helpers.js';
@@ -74,3 +74,13 @@ export function blobIdOfCacheFile(name: string): string {
   return s ? name.slice(0, -s.length) : name;
 }
 
+
+/** Reads `length` bytes at `offset` with O_DIRECT: one FUSE READ, straight to the daemon; returns the bytes read. */
+export function directRead(file: string, offset: number, length: number): number {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
+  try {
+    return readSync(fd, Buffer.alloc(length), 0, length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}

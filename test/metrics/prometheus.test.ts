@@ -5,12 +5,12 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { cleanupDaemons, Daemon, isMounted, removeDir, requireEnv, sleep, tempDir } from '../nydusd/helpers.js';
-import { get, SAMPLES, startMetricsDaemon, type MetricsDaemon } from './helpers.js';
+import { get, SAMPLES, startMetricsDaemon, type MetricsDaemon, directRead } from './helpers.js';
 
 const dirs: string[] = [];
 let prometheus: ChildProcess | undefined;
@@ -52,15 +52,6 @@ async function freePort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-function directRead(file: string, offset: number, length: number): number {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
-  try {
-    return readSync(fd, Buffer.alloc(length), 0, length, offset);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The value of the sample `name{labels...}` in exposition text (labels given as they are printed). */

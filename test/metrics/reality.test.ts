@@ -7,27 +7,17 @@
 // the daemon created in its cache directory.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadImageFile } from '../image/helpers.js';
 import { cleanupDaemons, fileChunks, removeDir, requireEnv, sleep } from '../nydusd/helpers.js';
-import { blobIdOfCacheFile, get, SAMPLES, startMetricsDaemon, type MetricsDaemon } from './helpers.js';
+import { blobIdOfCacheFile, get, SAMPLES, startMetricsDaemon, type MetricsDaemon, directRead } from './helpers.js';
 import { responseSchema, schemaErrors } from './schema.js';
 
 const READ = 4;
 const LOOKUP = 9;
 const N = 1000;
 const MiB = 1 << 20;
-
-/** Reads `length` bytes at `offset` with O_DIRECT: one FUSE READ, straight to the daemon. */
-function directRead(file: string, offset: number, length: number): number {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
-  try {
-    return readSync(fd, Buffer.alloc(length), 0, length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The class of a request size (spec 8.1). */
 function sizeClassOf(n: number): number {

@@ -4,26 +4,17 @@
 // there are several (or none); after DELETE the filesystem object stays (quirk Q4) while backend and blob cache go.
 import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, mkdirSync, openSync, readSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { request, waitForSocket } from '../api/helpers.js';
 import { cleanupDaemons, Daemon, removeDir, requireEnv, tempDir } from '../nydusd/helpers.js';
-import { get, SAMPLES } from './helpers.js';
+import { get, SAMPLES, directRead } from './helpers.js';
 
 const dirs: string[] = [];
 after(async () => {
   await cleanupDaemons();
   for (const d of dirs) removeDir(d);
 });
-
-function directRead(file: string, offset: number, length: number): number {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
-  try {
-    return readSync(fd, Buffer.alloc(length), 0, length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 it('each attached instance has its own metrics, found by its mountpoint or config id; none without id', { timeout: 120_000 }, async () => {
   requireEnv();
