@@ -1,6 +1,6 @@
 // What the blobcache metrics report about a group of instances (spec nydusd-runtime.md 8.5), read from their blob
 // devices: the storage layer's counters, the ready chunks and the names of every cache file.
-import { emptyCacheStats, type BlobCacheStats } from '../storage/blob-cache.js';
+import { emptyCacheStats, type BlobCacheStats } from '../storage/cache/blob-cache.js';
 import type { BlobcacheGroup } from './registry.js';
 
 export interface BlobcacheSnapshot {

@@ -5,7 +5,7 @@ import type { Attr, Entry, FileSystem, LeasedData, StatFs } from '../fuse/filesy
 import type { DirentWriter } from '../fuse/protocol.js';
 import { FuseError } from '../fuse/filesystem.js';
 import type { BlobDevice } from '../storage/device.js';
-import type { ChunkSlice } from '../storage/blob-cache.js';
+import type { ChunkSlice } from '../storage/cache/blob-cache.js';
 import { S_IFDIR, S_IFMT, S_IFREG, isDir, isLnk, isReg } from './common.js';
 import { SuperFlag, type Bootstrap, type ChunkInfo, type Inode } from '../image-model.js';
 

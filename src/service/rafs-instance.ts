@@ -5,9 +5,9 @@ import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
 import type { Bootstrap } from '../image-model.js';
 import type { Log } from '../log.js';
-import type { BlobBackend } from '../storage/backend.js';
+import type { BlobBackend } from '../storage/backend/blob-backend.js';
 import { BlobDevice } from '../storage/device.js';
-import { createBackend } from '../storage/factory.js';
+import { createBackend } from '../storage/backend/factory.js';
 import type { ConfigV2 } from '../config/model.js';
 import { InputFileError } from '../input-file.js';
 
@@ -65,8 +65,7 @@ export function createRafsInstance(
   const v6 = bootstrap.superblock.version === 6;
   if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
   const created = createBackend(config.backend);
-  const timeoutSec = created.timeoutSec;
-  const backend = onReadError ? reportingFailures(created.backend, onReadError) : created.backend;
+  const backend = onReadError ? reportingFailures(created, onReadError) : created;
   const device = new BlobDevice(bootstrap.blobs, {
     backend,
     workDir: path.resolve(cache.filecache.work_dir),
@@ -75,7 +74,6 @@ export function createRafsInstance(
     validateFetch: rafs.validate,
     validateCache: cache.validate,
     compressed: cache.compressed,
-    timeoutSec,
     digester: bootstrap.superblock.digester,
     log,
   });

@@ -3,11 +3,12 @@
 // bytes. Blobs are opened on first use, so a missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo, Digester } from '../image-model.js';
-import { BackendError, MeteredBackend, type BlobBackend } from './backend.js';
-import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './blob-cache.js';
-import type { BlobMeta } from './blob-meta.js';
-import type { ChunkArena, ChunkLease } from './chunk-arena.js';
-import { processStorage, type SharedBlob, type StorageShare } from './share.js';
+import { BackendError, type BlobBackend } from './backend/blob-backend.js';
+import { MeteredBackend } from './backend/metered.js';
+import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './cache/blob-cache.js';
+import type { BlobMeta } from './cache/blob-meta.js';
+import type { ChunkArena, ChunkLease } from './cache/chunk-arena.js';
+import { processStorage, type SharedBlob, type StorageShare } from './cache/share.js';
 import type { Log } from '../log.js';
 
 /** What a blob id may look like: a file name in work_dir (digests are hex; no separators, no leading dot). */
@@ -48,7 +49,7 @@ export class BlobDevice {
     this.share = opts.share ?? processStorage;
     this.opts = opts;
     this.fetch = {
-      backend: this.backend, amplifyIo: opts.amplifyIo, validateFetch: opts.validateFetch, validateCache: opts.validateCache, timeoutSec: opts.timeoutSec,
+      backend: this.backend, amplifyIo: opts.amplifyIo, validateFetch: opts.validateFetch, validateCache: opts.validateCache,
     };
   }
 
@@ -68,7 +69,7 @@ export class BlobDevice {
       const o = this.opts;
       p = this.share.acquire(blob, {
         workDir: o.workDir, digester: o.digester, compressed: o.compressed, recentBytes: o.recentBytes, arena: o.arena, log: o.log,
-        useBlobMeta: o.useBlobMeta, backend: this.backend, timeoutSec: o.timeoutSec,
+        useBlobMeta: o.useBlobMeta, backend: this.backend,
       });
       // a failure (missing blob, dead backend) is retried by the next read rather than remembered
       p.catch(() => this.opened.delete(blobIndex));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { FuseError, type FileSystem, type RequestContext } from '../../src/fuse/filesystem.js';
 import { DirentWriter } from '../../src/fuse/protocol.js';
-import { emptyCacheStats } from '../../src/storage/blob-cache.js';
+import { emptyCacheStats } from '../../src/storage/cache/blob-cache.js';
 import type { MountedInstance } from '../../src/service/daemon.js';
 import { BackendMetrics } from '../../src/metrics/backend-metrics.js';
 import { FsMetrics } from '../../src/metrics/fs-metrics.js';

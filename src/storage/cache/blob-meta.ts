@@ -3,13 +3,13 @@
 // header), and fetched from the blob's tail when that file is missing or does not match the bootstrap.
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTable } from '../blob/meta.js';
-import { parseBlobMetaFile } from '../blob/meta-file.js';
-import { decompress } from '../compress.js';
-import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../image-model.js';
-import { readWithTimeout, type BlobBackend } from './backend.js';
-import { readInputFile } from '../input-file.js';
-import type { Log } from '../log.js';
+import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTable } from '../../blob/meta.js';
+import { parseBlobMetaFile } from '../../blob/meta-file.js';
+import { decompress } from '../../compress.js';
+import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../../image-model.js';
+import type { BlobBackend } from '../backend/blob-backend.js';
+import { readInputFile } from '../../input-file.js';
+import type { Log } from '../../log.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -49,7 +49,7 @@ export class BlobMeta {
    * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
    * otherwise from the backend (then written to work_dir atomically for the next start).
    */
-  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, timeoutSec: number, log?: Log): Promise<BlobMeta> {
+  static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, log?: Log): Promise<BlobMeta> {
     const file = path.join(workDir, `${blob.blobId}.blob.meta`);
     const cached = readIfValid(file, blob);
     if (cached) return new BlobMeta(blob, cached, file);
@@ -57,7 +57,7 @@ export class BlobMeta {
     if (blob.ciCompressedSize === 0 && blob.chunkCount > 0) {
       throw new RafsError(`blob ${blob.blobId}: the bootstrap records no chunk-information table`);
     }
-    const raw = await readWithTimeout(backend, blob.blobId, blob.ciOffset, blob.ciCompressedSize + META_HEADER_SIZE, timeoutSec);
+    const raw = await backend.read(blob.blobId, blob.ciOffset, blob.ciCompressedSize + META_HEADER_SIZE);
     const header = parseMetaHeader(raw.subarray(blob.ciCompressedSize));
     mustMatch(blob, header, `blob ${blob.blobId}: meta header`);
     // the file's layout: the uncompressed table zero-padded to 4K, then the header; decoded straight into place

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { ChunkArena } from '../../src/storage/chunk-arena.js';
+import { ChunkArena } from '../../../src/storage/cache/chunk-arena.js';
 
 describe('ChunkArena', () => {
   it('hands out page-aligned slots with zero padding, up to its budget', () => {

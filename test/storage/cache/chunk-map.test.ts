@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ChunkMap, ChunkMapError } from '../../src/storage/chunk-map.js';
+import { ChunkMap, ChunkMapError } from '../../../src/storage/cache/chunk-map.js';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'chunkmap-'));

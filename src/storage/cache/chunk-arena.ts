@@ -5,7 +5,7 @@
 // Who holds a slot: the fetch that decoded into it (until the chunk is remembered and written to the cache),
 // the blob cache's `recent` list while the chunk is in it, and every READ that took a view of it (a ChunkLease,
 // released once the reply is written). A slot is reused only when none of them holds it any more.
-import { native } from '../native/index.js';
+import { native } from '../../native/index.js';
 
 const ALIGN = 4096;
 /** Slots are allocated in blocks of native memory of about this size (one slot at least). */

@@ -5,11 +5,11 @@
 import path from 'node:path';
 import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
-import { BackendError, type BlobBackend } from './backend.js';
+import { BackendError, type BlobBackend } from '../backend/blob-backend.js';
 import { ChunkArena } from './chunk-arena.js';
 import { RecentChunks } from './recent-chunks.js';
-import type { BlobInfo } from '../image-model.js';
-import type { Log } from '../log.js';
+import type { BlobInfo } from '../../image-model.js';
+import type { Log } from '../../log.js';
 
 /**
  * Recycled memory for decoded chunks, shared by every blob of every image: the recent chunks (16 MiB for all blobs), the
@@ -37,7 +37,6 @@ export interface OpenBlobOptions extends BlobCacheOptions {
   useBlobMeta: boolean;
   /** where the CI table comes from when work_dir has none yet */
   backend: BlobBackend;
-  timeoutSec: number;
   log?: Log;
 }
 
@@ -84,7 +83,7 @@ export class StorageShare {
       return entry.opening;
     }
     const opening = (async (): Promise<SharedBlob> => {
-      const meta = opts.useBlobMeta ? await BlobMeta.open(blob, opts.workDir, opts.backend, opts.timeoutSec, opts.log) : undefined;
+      const meta = opts.useBlobMeta ? await BlobMeta.open(blob, opts.workDir, opts.backend, opts.log) : undefined;
       const cache = new BlobCache(blob, { ...opts, arena: opts.arena ?? this.arena, recent: opts.recent ?? (opts.recentBytes === undefined ? this.recent : undefined) }, meta ? (i) => meta.chunk(i) : undefined);
       return { cache, meta };
     })();

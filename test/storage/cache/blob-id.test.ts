@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadBootstrap } from '../../src/rafs/bootstrap.js';
-import { BlobDevice } from '../../src/storage/device.js';
-import { localfsDirConfig } from '../../src/config/parse.js';
-import { createBackend } from '../../src/storage/factory.js';
-import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../nydusd/helpers.js';
+import { loadBootstrap } from '../../../src/rafs/bootstrap.js';
+import { BlobDevice } from '../../../src/storage/device.js';
+import { localfsDirConfig } from '../../../src/config/parse.js';
+import { createBackend } from '../../../src/storage/backend/factory.js';
+import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
 
 describe('blob ids that cannot name a cache file', () => {
   let work: string;
@@ -28,9 +28,9 @@ describe('blob ids that cannot name a cache file', () => {
       const bootstrap = loadBootstrap(img.bootstrap);
       const blobs = bootstrap.blobs.map((b) => ({ ...b, blobId: id }));
       const workDir = path.join(work, 'cache', String(id.length));
-      const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
+      const backend = createBackend(localfsDirConfig(img.blobDir).backend);
       const device = new BlobDevice(blobs, {
-        backend, timeoutSec, workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
+        backend, workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
       });
       const chunk = { ...bootstrap.chunks(bootstrap.lookup(bootstrap.superblock.rootIno, Buffer.from('file'))!.ino)[0]! };
       await assert.rejects(device.read([{ chunk, start: 0, end: 10 }]), /which cannot name a cache file/);

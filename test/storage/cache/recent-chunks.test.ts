@@ -1,7 +1,7 @@
 // The process-wide budget of recently decoded chunks: oldest out first across every blob cache, each chunk released once.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RecentChunks } from '../../src/storage/recent-chunks.js';
+import { RecentChunks } from '../../../src/storage/cache/recent-chunks.js';
 
 const KiB = 1024;
 

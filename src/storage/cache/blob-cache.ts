@@ -13,15 +13,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { decompress, decompressAsync } from '../compress.js';
-import { crc32c, digest } from '../digest.js';
-import { native, nativeLoadError } from '../native/index.js';
-import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../image-model.js';
-import { BackendError, readWithTimeout, type BlobBackend } from './backend.js';
+import { decompress, decompressAsync } from '../../compress.js';
+import { crc32c, digest } from '../../digest.js';
+import { native, nativeLoadError } from '../../native/index.js';
+import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../../image-model.js';
+import { BackendError, type BlobBackend } from '../backend/blob-backend.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { ChunkMap, ChunkMapError } from './chunk-map.js';
 import { RecentChunks, type RecentList } from './recent-chunks.js';
-import type { Log } from '../log.js';
+import type { Log } from '../../log.js';
 
 const pread = promisify(fs.read);
 const pwrite = promisify(fs.write);
@@ -111,8 +111,6 @@ export interface FetchOptions {
   validateFetch: boolean;
   /** verify chunk digests of fetched data and when reading from the cache (cache.validate) */
   validateCache: boolean;
-  /** backend read timeout in seconds (0 = none) */
-  timeoutSec: number;
 }
 
 /** What belongs to the cache files of a blob, the same for every image that reads it. */
@@ -634,7 +632,7 @@ export class BlobCache {
     const raw = (async () => {
       this.stats.backendReads++;
       this.stats.backendBytes += length;
-      const data = await readWithTimeout(f.backend, this.blob.blobId, start, length, f.timeoutSec, into);
+      const data = await f.backend.read(this.blob.blobId, start, length, undefined, into);
       // a backend that answers with other than what was asked for is not believed (its bytes would land at wrong offsets)
       if (data.length !== length) {
         throw new BackendError(`${f.backend.kind}: blob ${this.blob.blobId} [${start}, +${length}) answered with ${data.length} bytes`, this.blob.blobId);

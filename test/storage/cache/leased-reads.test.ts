@@ -7,15 +7,15 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { FuseError } from '../../src/fuse/filesystem.js';
-import { loadBootstrap } from '../../src/rafs/bootstrap.js';
-import { RafsFs } from '../../src/rafs/fs.js';
-import { ChunkArena } from '../../src/storage/chunk-arena.js';
-import { BlobDevice } from '../../src/storage/device.js';
-import { localfsDirConfig } from '../../src/config/parse.js';
-import { createBackend } from '../../src/storage/factory.js';
-import { prng } from '../helpers/prng.js';
-import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../nydusd/helpers.js';
+import { FuseError } from '../../../src/fuse/filesystem.js';
+import { loadBootstrap } from '../../../src/rafs/bootstrap.js';
+import { RafsFs } from '../../../src/rafs/fs.js';
+import { ChunkArena } from '../../../src/storage/cache/chunk-arena.js';
+import { BlobDevice } from '../../../src/storage/device.js';
+import { localfsDirConfig } from '../../../src/config/parse.js';
+import { createBackend } from '../../../src/storage/backend/factory.js';
+import { prng } from '../../helpers/prng.js';
+import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
 
 const CHUNK = 0x10000;
 const SIZE = 3 * 1024 * 1024 + 12345;
@@ -37,10 +37,10 @@ describe('leased reads over a small chunk arena', () => {
 
   for (const compressed of [false, true]) it(`keeps every leased byte until release while slots are reused underneath${compressed ? ' (compressed cache)' : ''}`, async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
+    const backend = createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
-      backend, timeoutSec, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
+      backend, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
       validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester, compressed,
     });
     const fs = new RafsFs(bootstrap, device, { amplifyIo: 2 * CHUNK });
@@ -81,10 +81,10 @@ describe('leased reads over a small chunk arena', () => {
 
   it('without a lease the device hands out copies, never arena memory', async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const { backend, timeoutSec } = createBackend(localfsDirConfig(img.blobDir).backend);
+    const backend = createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
-      backend, timeoutSec, arena, workDir: path.join(work, 'cache2'), useBlobMeta: true, amplifyIo: 0,
+      backend, arena, workDir: path.join(work, 'cache2'), useBlobMeta: true, amplifyIo: 0,
       validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
     });
     const file = bootstrap.lookup(bootstrap.superblock.rootIno, Buffer.from('file'))!;

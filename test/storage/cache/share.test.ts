@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { localfsDirConfig } from '../../src/config/parse.js';
-import { loadBootstrap } from '../../src/rafs/bootstrap.js';
-import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
-import { BlobDevice } from '../../src/storage/device.js';
-import { createBackend } from '../../src/storage/factory.js';
-import { StorageShare } from '../../src/storage/share.js';
-import { buildImage, fileChunks, mixedBytes, tempDir, type BuiltImage } from '../nydusd/helpers.js';
+import { localfsDirConfig } from '../../../src/config/parse.js';
+import { loadBootstrap } from '../../../src/rafs/bootstrap.js';
+import type { Bootstrap, ChunkInfo } from '../../../src/image-model.js';
+import { BlobDevice } from '../../../src/storage/device.js';
+import { createBackend } from '../../../src/storage/backend/factory.js';
+import { StorageShare } from '../../../src/storage/cache/share.js';
+import { buildImage, fileChunks, mixedBytes, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
 
 describe('storage shared by the images of a process', () => {
   let work: string;
@@ -31,7 +31,7 @@ describe('storage shared by the images of a process', () => {
 
   const device = (share: StorageShare, workDir: string, compressed = false) =>
     new BlobDevice(bs.blobs, {
-      ...createBackend(localfsDirConfig(img.blobDir).backend), workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false,
+      backend: createBackend(localfsDirConfig(img.blobDir).backend), workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false,
       validateCache: false, digester: bs.superblock.digester, compressed, share,
     });
   const whole = (chunks: ChunkInfo[]) => chunks.map((chunk) => ({ chunk, start: 0, end: chunk.uncompressedSize }));

@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Bootstrap, ChunkInfo } from '../../src/image-model.js';
-import { BackendError, type BlobBackend } from '../../src/storage/backend.js';
-import { BlobCache, type FetchOptions } from '../../src/storage/blob-cache.js';
-import { loadImageFile } from '../image/helpers.js';
-import { prng } from '../helpers/prng.js';
-import { buildImage, checkReadyChunks, chunkSources, mixedBytes, removeDir, tempDir, type BuiltImage } from '../nydusd/helpers.js';
+import type { Bootstrap, ChunkInfo } from '../../../src/image-model.js';
+import { BackendError, type BlobBackend } from '../../../src/storage/backend/blob-backend.js';
+import { BlobCache, type FetchOptions } from '../../../src/storage/cache/blob-cache.js';
+import { loadImageFile } from '../../image/helpers.js';
+import { prng } from '../../helpers/prng.js';
+import { buildImage, checkReadyChunks, chunkSources, mixedBytes, removeDir, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
 
 const CHUNK = 0x4000;
 type Fault = 'ok' | 'slow' | 'fail' | 'short' | 'long' | 'corrupt';
@@ -84,7 +84,7 @@ describe('BlobCache against a faulty in-memory backend', () => {
           const workDir = path.join(work, `${compressor}-${validate}-${seed}`);
           const backend = new FakeBackend(blob, rand);
           // cache.validate alone (as on RAFS v6, which refuses digest_validate) must guard fetched chunks too
-          const f: FetchOptions = { backend, amplifyIo: Math.floor(rand() * 4) * CHUNK, validateFetch: false, validateCache: validate, timeoutSec: 0 };
+          const f: FetchOptions = { backend, amplifyIo: Math.floor(rand() * 4) * CHUNK, validateFetch: false, validateCache: validate };
           const open = () => new BlobCache(bs.blobs[0]!, { workDir, digester: bs.superblock.digester, recentBytes: Math.floor(rand() * 3) * CHUNK });
           let cache = open();
           const faultRate = 0.2 + rand() * 0.6;
@@ -141,7 +141,7 @@ describe('BlobCache against a faulty in-memory backend', () => {
     for (const fault of ['short', 'long'] as const) {
       const backend = new FakeBackend(blob, prng(3));
       backend.pick = () => fault;
-      const f: FetchOptions = { backend, amplifyIo: 0, validateFetch: false, validateCache: false, timeoutSec: 0 };
+      const f: FetchOptions = { backend, amplifyIo: 0, validateFetch: false, validateCache: false };
       const cache = new BlobCache(bs.blobs[0]!, { workDir: path.join(work, `length-${fault}`), digester: bs.superblock.digester });
       const { chunk } = chunks[2]!;
       await assert.rejects(cache.read(f, [{ chunk, start: 0, end: chunk.uncompressedSize }]), /answered with \d+ bytes|truncated|stored size|lz4|zstd/);

@@ -2,8 +2,8 @@
 // or one fixed `blob_file` for every id (the reference's single-blob form).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LocalFsConfig } from '../config/model.js';
-import { BackendError, type BlobBackend } from './backend.js';
+import type { LocalFsConfig } from '../../config/model.js';
+import { BackendError, type BlobBackend } from './blob-backend.js';
 
 /**
  * Opens a blob file. O_NONBLOCK keeps a FIFO or device named like a blob from blocking a libuv worker in
