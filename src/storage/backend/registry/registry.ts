@@ -53,6 +53,10 @@ export class RegistryBackend implements BlobBackend {
       caCertFiles: config.ca_cert_files,
     });
     this.log = opts.log;
+    if (config.proxy.url && !opts.route) {
+      // proxy mode (7.5) is not built yet: say so once rather than pretend
+      opts.log?.('warn', `registry ${config.host}: proxy mode is not supported yet; proxy.url is ignored and requests go directly to the registry`);
+    }
     this.client = new RegistryClient({
       scheme: config.scheme,
       host: config.host,
