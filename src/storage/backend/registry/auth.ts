@@ -11,6 +11,11 @@ const BACKOFF_FIRST_SEC = 5;
 const BACKOFF_MAX_SEC = 600;
 /** a token is refreshed this long before it expires, minus jitter (7.3) */
 const REFRESH_MARGIN_SEC = 20;
+/**
+ * The reference checks for a due refresh every 5 s (7.3), so a token living less than the margin is refreshed at most
+ * that often, not in a loop.
+ */
+const REFRESH_MIN_INTERVAL_MS = 5_000;
 
 /** An Authorization value to try, and the token behind it when it is a Bearer one. */
 export interface Authorization {
@@ -127,7 +132,7 @@ export class RegistryAuth {
     if (!token || !this.bearer || this.closed) return;
     const jitter = Math.random() * Math.min(token.expiresIn / 10, 300);
     const at = token.issuedAt + (token.expiresIn - REFRESH_MARGIN_SEC - jitter) * 1000;
-    this.armTimer(Math.max(0, at - Date.now()));
+    this.armTimer(Math.max(REFRESH_MIN_INTERVAL_MS, at - Date.now()));
   }
 
   private armTimer(ms: number): void {

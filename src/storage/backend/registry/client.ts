@@ -208,8 +208,7 @@ export class RegistryClient {
     const challenge = parseChallenge(res.header('www-authenticate'));
     await res.discard();
     this.authFlows++;
-    let auth: Authorization;
-    auth = await this.auth.authorize(challenge, req.signal);
+    const auth: Authorization = await this.auth.authorize(challenge, req.signal);
     this.log?.('debug', `registry ${this.host}: answering a ${challenge?.scheme ?? 'missing'} challenge`);
     const again = await this.send(req, auth.header);
     if (again.status >= 200 && again.status < 400) this.auth.accept(auth);
