@@ -45,7 +45,8 @@ function reportingFailures(inner: BlobBackend, onError: (message: string) => voi
  * The store is seeded from this configuration now (2.6: "at backend creation"); the subscription ends with the backend.
  */
 function followingCredentials(backend: BlobBackend, backendId: string, config: ConfigV2, store: DynamicConfigStore): BlobBackend {
-  if (!backend.setCredential) return backend;
+  // decorators forward setCredential whatever is below them: the configuration says whether a credential exists
+  if (config.backend?.type !== 'registry' || !backend.setCredential) return backend;
   store.seed(backendId, config);
   const stop = store.subscribe((id, key, value) => {
     if (id === backendId && key === 'registry_auth') backend.setCredential!(value);
