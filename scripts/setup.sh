@@ -10,6 +10,8 @@ APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-con
 APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
 # registries for the registry backend and nydusify tests (issue 11): a Distribution server, OCI image tools, htpasswd
 APT_PACKAGES="$APT_PACKAGES docker-registry skopeo umoci apache2-utils"
+# benchmarks: a Debian root filesystem for bench/python-start (mmdebstrap, from the configured mirror)
+APT_PACKAGES="$APT_PACKAGES mmdebstrap"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
