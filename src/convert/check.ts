@@ -107,7 +107,11 @@ export async function checkImage(target: ImageRef, source: ImageRef | undefined,
     if (source) {
       const nydusTar = path.join(work, 'nydus.tar');
       unpackToTar(bs, { blobDir }, nydusTar);
-      const actual = listTree(parseTarFile(nydusTar, 'the unpacked Nydus image').root);
+      const nydusRoot = parseTarFile(nydusTar, 'the unpacked Nydus image').root;
+      // a tar has no entry for its root: the root's attributes come from the bootstrap itself
+      const r = bs.getInode(bs.superblock.rootIno);
+      nydusRoot.inode = { ...nydusRoot.inode, mode: r.mode, uid: r.uid, gid: r.gid, mtime: r.mtime };
+      const actual = listTree(nydusRoot);
       const expected = listTree(await sourceTree(source, o, work));
       paths = expected.size;
       problems.push(...diffListings(expected, actual));
