@@ -15,6 +15,7 @@ export async function readExactly(body: Readable, length: number, into: Buffer |
     for await (const chunk of body) {
       const b = chunk as Buffer;
       if (got + b.length > length) {
+        body.on('error', () => undefined);
         body.destroy();
         throw new NetworkError(`${what}: the body is longer than the ${length} bytes asked for`, 'ND_ERR_RANGE');
       }

@@ -47,6 +47,8 @@ export interface HttpResponse {
   text(limit?: number): Promise<string>;
   /** reads and drops the body, so the connection can be reused */
   discard(): Promise<void>;
+  /** drops the body and its connection at once (an answer not worth reading to the end) */
+  abort(): void;
 }
 
 /** What a backend sends requests through: this client, or later a proxying wrapper around it (7.5). */
@@ -194,6 +196,10 @@ export class HttpClient implements HttpTransport {
           throw mapError(err);
         }
         return Buffer.concat(parts).toString('utf8');
+      },
+      abort: () => {
+        stream.on('error', () => undefined);
+        stream.destroy();
       },
       discard: async () => {
         try {
