@@ -7,6 +7,8 @@ import type { Readable } from 'node:stream';
 import type { Log } from '../log.js';
 import { RegistryClient } from '../storage/backend/registry/client.js';
 import type { HttpResponse } from '../storage/backend/http/client.js';
+import { errorCode } from '../storage/backend/errors.js';
+import { dockerConfigFile } from './docker-config.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
 import { sha256Digest } from './image-json.js';
 import type { ImageStore, ManifestAnswer } from './image-store.js';
@@ -43,13 +45,23 @@ export class RegistryStore implements ImageStore {
     });
   }
 
+  /** One request through the client; an authentication failure says where nydusify looks for credentials. */
+  private async request(req: Parameters<RegistryClient['request']>[0]): Promise<HttpResponse> {
+    try {
+      return await this.client.request(req);
+    } catch (e) {
+      const where = errorCode(e) === 'ND_ERR_AUTH' ? ` (nydusify takes credentials from auths."${this.o.host}".auth in ${dockerConfigFile()})` : '';
+      throw new Error(`${this.description}: ${(e as Error).message}${where}`);
+    }
+  }
+
   private async fail(res: HttpResponse, what: string): Promise<never> {
     const text = (await res.text(512).catch(() => '')).trim().replace(/\s+/g, ' ');
     throw new Error(`${this.description}: ${what} answered ${res.status}${text ? `: ${text}` : ''}`);
   }
 
   async getManifest(ref: string): Promise<ManifestAnswer> {
-    const res = await this.client.request({ method: 'GET', path: `manifests/${ref}`, headers: { accept: MANIFEST_ACCEPT } });
+    const res = await this.request({ method: 'GET', path: `manifests/${ref}`, headers: { accept: MANIFEST_ACCEPT } });
     if (res.status === 404) {
       await res.discard();
       throw new Error(`${this.description}: no manifest '${ref}' (404)`);
@@ -63,7 +75,7 @@ export class RegistryStore implements ImageStore {
   }
 
   async getBlob(digest: string): Promise<Readable> {
-    let res = await this.client.request({ method: 'GET', path: `blobs/${digest}` });
+    let res = await this.request({ method: 'GET', path: `blobs/${digest}` });
     if ([301, 302, 303, 307, 308].includes(res.status)) {
       const location = res.header('location');
       await res.discard();
@@ -74,7 +86,7 @@ export class RegistryStore implements ImageStore {
   }
 
   async hasBlob(digest: string): Promise<boolean> {
-    const res = await this.client.request({ method: 'HEAD', path: `blobs/${digest}` });
+    const res = await this.request({ method: 'HEAD', path: `blobs/${digest}` });
     await res.discard();
     if (res.status === 404) return false;
     if (res.status < 400) return true;
@@ -83,14 +95,14 @@ export class RegistryStore implements ImageStore {
 
   async putBlob(digest: string, size: number, file: string): Promise<void> {
     if (await this.hasBlob(digest)) return;
-    const start = await this.client.request({ method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' } });
+    const start = await this.request({ method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' } });
     if (start.status !== 202) return this.fail(start, `starting the upload of blob ${digest}`);
     const location = start.header('location');
     await start.discard();
     if (!location) throw new Error(`${this.description}: the upload session for blob ${digest} has no Location`);
     const url = new URL(location, this.client.url('/v2/'));
     url.searchParams.set('digest', digest);
-    const res = await this.client.request({
+    const res = await this.request({
       method: 'PUT',
       path: url.toString(),
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
@@ -101,7 +113,7 @@ export class RegistryStore implements ImageStore {
   }
 
   async putManifest(ref: string, mediaType: string, body: Buffer): Promise<void> {
-    const res = await this.client.request({ method: 'PUT', path: `manifests/${ref}`, headers: { 'content-type': mediaType }, body });
+    const res = await this.request({ method: 'PUT', path: `manifests/${ref}`, headers: { 'content-type': mediaType }, body });
     if (res.status !== 201) return this.fail(res, `PUT manifest '${ref}'`);
     await res.discard();
   }
