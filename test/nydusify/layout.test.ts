@@ -3,10 +3,11 @@
 // and fails on a tampered blob, and `nydusify mount` serves a tree identical to the source's (attributes and md5s).
 // gzip, zstd and uncompressed sources, RAFS v5 and v6, and the CLI's answers to bad input.
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createGunzip } from 'node:zlib';
+import { mountAt } from '../../src/fuse/mountinfo.js';
 import { openBootstrap } from '../../src/rafs/bootstrap.js';
 import { diffSnapshots, snapshotDisk } from '../image/helpers.js';
 import { removeDir, tempDir } from '../nydusd/helpers.js';
@@ -98,6 +99,8 @@ describe('nydusify on OCI layouts', () => {
     const ok = await nydusifyOk(['check', '--source', `oci:${src.layout}:v1`, '--target', `oci:${target}:v1`]);
     const paths = Number(/(\d+) paths identical/.exec(ok.stdout)?.[1]);
     assert.ok(paths > 400, `check compared ${paths} paths: ${ok.stdout}`);
+    const alone = await nydusifyOk(['check', '--target', `oci:${target}:v1`]);
+    assert.equal(alone.stdout, 'check passed: 2 blobs verified\n', 'without a source: the image alone');
 
     const copy = path.join(dir, 'tampered');
     cpSync(target, copy, { recursive: true });
@@ -121,7 +124,6 @@ describe('nydusify on OCI layouts', () => {
     delete cfg.history;
     const cfgBody = Buffer.from(JSON.stringify(cfg));
     const manifest = { ...m, layers: m.layers.slice(0, 1), config: { ...m.config, digest: sha256(cfgBody), size: cfgBody.length } };
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(layoutBlob(other, sha256(cfgBody)), cfgBody);
     const body = Buffer.from(JSON.stringify(manifest));
     writeFileSync(layoutBlob(other, sha256(body)), body);
@@ -154,7 +156,6 @@ describe('nydusify on OCI layouts', () => {
     assert.ok(want.size > 400, `the source tree has ${want.size} entries`);
     assert.deepEqual(diffSnapshots(want, got), []);
     assert.equal(await m.stop('SIGINT'), 0, m.stderr);
-    const { mountAt } = await import('../../src/fuse/mountinfo.js');
     assert.equal(mountAt(mnt), undefined, 'unmounted after SIGINT');
   });
 
