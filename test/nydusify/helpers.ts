@@ -229,6 +229,28 @@ export class NydusifyMount {
     }
   }
 
+  /** The nydusd this mount started (the one child of nydusify). */
+  nydusdPid(): number {
+    const pid = this.child.pid!;
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '');
+    if (kids.length !== 1) throw new Error(`nydusify mount (pid ${pid}) has ${kids.length} children, expected its one nydusd`);
+    return Number(kids[0]);
+  }
+
+  /** nydusd's backend counters: SIGUSR2 makes it log one `metrics: {json}` line (nydusd's stderr is ours). */
+  async backendBytes(timeoutMs = 10_000): Promise<number> {
+    const lines = () => this.stderr.split('\n').filter((l) => l.includes(' metrics: '));
+    const before = lines().length;
+    process.kill(this.nydusdPid(), 'SIGUSR2');
+    const deadline = Date.now() + timeoutMs;
+    while (lines().length <= before) {
+      if (Date.now() > deadline) throw new Error(`nydusd logged no metrics line within ${timeoutMs} ms of SIGUSR2: ${this.stderr}`);
+      await sleep(10);
+    }
+    const line = lines().at(-1)!;
+    return (JSON.parse(line.slice(line.indexOf(' metrics: ') + ' metrics: '.length)) as { backend: { bytes: number } }).backend.bytes;
+  }
+
   /** Last resort for `after` hooks: kill and detach. Never throws. */
   async cleanup(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) {

@@ -87,6 +87,13 @@ describe('nydusify with a registry', () => {
     const m = new NydusifyMount(['--target', `${reg.host}/nydus:v1`, '--target-insecure'], mnt);
     mounts.push(m);
     await m.waitMounted();
+    // cold: reading one small file fetches at most one amplified read (amplify_io, 1 MiB by default), not the image
+    const layers = (await getManifest(reg.host, 'nydus', 'v1')).json.layers as Array<{ size: number }>;
+    const blobBytes = layers.slice(0, -1).reduce((a, l) => a + l.size, 0);
+    assert.equal(await m.backendBytes(), 0, 'nothing fetched before a read');
+    assert.equal(readFileSync(path.join(mnt, 'data/hello.txt'), 'utf8'), 'hello nydus\n');
+    const cold = await m.backendBytes();
+    assert.ok(cold > 0 && cold <= 1 << 20 && cold < blobBytes / 4, `reading 12 bytes fetched ${cold} of the blobs' ${blobBytes} bytes`);
     const opts = { content: true, mtime: true, nlink: true, ignoreXattr: (n: string) => n.startsWith('security.') };
     const want = snapshotDisk(src.rootfs, opts);
     const got = snapshotDisk(mnt, opts);
