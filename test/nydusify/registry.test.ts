@@ -145,6 +145,14 @@ describe('nydusify with a registry', () => {
     const r = await nydusifyOk(['convert', ...args], env);
     assert.doesNotMatch(r.stderr, new RegExp(`${user.password}|${auth}`), 'credentials never reach the log');
     await nydusifyOk(['check', ...args], env);
+    // the mount's nydusd gets the same credential for its registry backend
+    const mnt = path.join(dir, 'mnt-auth');
+    const m = new NydusifyMount(['--target', `${authReg.host}/nydus:v1`, '--target-insecure'], mnt, env);
+    mounts.push(m);
+    await m.waitMounted();
+    assert.equal(readFileSync(path.join(mnt, 'data/changed.txt'), 'utf8'), 'version 2, longer than the first\n');
+    assert.equal(await m.stop('SIGINT'), 0, m.stderr);
+    assert.doesNotMatch(m.stderr, new RegExp(`${user.password}|${auth}`), 'credentials never reach the log');
     const denied = await nydusify(['convert', ...args], { ...process.env, DOCKER_CONFIG: path.join(dir, 'no-docker-config') });
     assert.equal(denied.status, 1);
     const last = denied.stderr.trim().split('\n').at(-1)!;
