@@ -11,7 +11,7 @@ import type { ChunkMap } from './chunk-map.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { chunkMismatch } from './chunk-check.js';
 import { DurabilityBatcher } from './durability.js';
-import { planFetches } from './fetch-plan.js';
+import { ExtensionWindow, planFetches } from './fetch-plan.js';
 import { RecentChunks, type RecentList } from './recent-chunks.js';
 import { CacheWriteQueue, DIRECT_ALIGN, roundUp } from './write-queue.js';
 import type { Log } from '../../log.js';
@@ -116,6 +116,7 @@ export class BlobCache {
   private readonly damaged = new Set<number>();
   private readonly recent: RecentList;
   private readonly recentBudget: RecentChunks;
+  private readonly extension = new ExtensionWindow();
   readonly stats: BlobCacheStats = emptyCacheStats();
   /** while writes fail: no chunk is written before this time (performance.now()) */
   private writesPausedUntil = 0;
@@ -367,10 +368,13 @@ export class BlobCache {
 
   /** Plans merged fetches for `missing` (fetch-plan.ts) and starts them, registering one in-flight promise per chunk. */
   private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[]): void {
+    let first = missing[0]!.compressedOffset;
+    for (const c of missing) first = Math.min(first, c.compressedOffset);
     const plans = planFetches(
       {
         blobIndex: this.blob.index,
         amplifyIo: f.amplifyIo,
+        extendLimit: this.extension.next(first, f.amplifyIo),
         keyOf: (c) => this.key(c),
         inFlight: (k) => this.inflight.has(k),
         // (not re-reading the chunk map for each neighbour, as `available` does for the chunks asked for)
@@ -381,6 +385,8 @@ export class BlobCache {
       along,
     );
     for (const { group, asked } of plans) this.fetchGroup(f, group, asked);
+    const last = plans[plans.length - 1]?.group.at(-1);
+    if (last) this.extension.fetched(last.compressedOffset + last.compressedSize);
   }
 
   /**

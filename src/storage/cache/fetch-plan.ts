@@ -23,8 +23,13 @@ export interface PlannedFetch {
 export interface PlanContext {
   /** the blob's index in the image: `along` chunks of other blobs are ignored */
   blobIndex: number;
-  /** amplify_io in bytes (raised to MIN_AMPLIFY) */
+  /** amplify_io in bytes (raised to MIN_AMPLIFY): how far chunks asked for together merge into one read */
   amplifyIo: number;
+  /**
+   * How far past the chunks asked for a read may reach into the chunks that follow in the blob (bytes from the read's
+   * start; amplify_io when absent). The blob cache grows it only while reads walk the blob in order (ExtensionWindow).
+   */
+  extendLimit?: number;
   /** the key identifying a chunk in the cache (chunk-map index, or cache-file offset without a map) */
   keyOf(chunk: ChunkInfo): number;
   /** a fetch for this chunk is in flight already: it is not planned again */
@@ -53,7 +58,7 @@ export function planFetches(ctx: PlanContext, missing: ChunkInfo[], along: Chunk
   const flush = () => {
     if (group.length === 0) return;
     const asked = group.length;
-    extend(ctx, group, planned, limit, extra);
+    extend(ctx, group, planned, Math.min(limit, ctx.extendLimit ?? limit), extra);
     plans.push({ group, asked });
     group = [];
   };
@@ -93,5 +98,29 @@ function extend(ctx: PlanContext, group: ChunkInfo[], planned: Set<number>, limi
     if (planned.has(key) || ctx.available(key)) return;
     group.push(next);
     planned.add(key);
+  }
+}
+
+/**
+ * Extension that adapts to the access pattern (issue 11: merge only what is likely to be read). A blob read in order
+ * (a tree copied or walked file by file in build order, which is blob order) gets its fetches extended by a window
+ * that doubles with each fetch that starts where the last one ended, from MIN_AMPLIFY up to amplify_io; a fetch
+ * elsewhere (a program's pages faulted in, a module here and there) closes the window, so it fetches what it asked for.
+ * Sequential readers of one file do not depend on this: their readahead asks for the chunks ahead (rafs/fs.ts).
+ */
+export class ExtensionWindow {
+  /** where the last fetch ended in the blob (compressed offset), -1 before the first */
+  private end = -1;
+  private window = 0;
+
+  /** The extension allowed to a fetch starting at `start`, given amplify_io. */
+  next(start: number, amplifyIo: number): number {
+    this.window = start === this.end ? Math.min(Math.max(this.window * 2, MIN_AMPLIFY), Math.max(amplifyIo, MIN_AMPLIFY)) : 0;
+    return this.window;
+  }
+
+  /** Where the fetches just planned ended. */
+  fetched(end: number): void {
+    this.end = end;
   }
 }

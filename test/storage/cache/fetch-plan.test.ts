@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChunkInfo } from '../../../src/image-model.js';
-import { MAX_FETCH_CHUNKS, MIN_AMPLIFY, planFetches, type PlanContext } from '../../../src/storage/cache/fetch-plan.js';
+import { ExtensionWindow, MAX_FETCH_CHUNKS, MIN_AMPLIFY, planFetches, type PlanContext } from '../../../src/storage/cache/fetch-plan.js';
 
 /** `sizes[i]` compressed bytes per chunk, laid end to end from offset 0 (a gap where a size is negative). */
 function table(sizes: number[], blobIndex = 0): ChunkInfo[] {
@@ -70,5 +70,32 @@ describe('fetch planning', () => {
     assert.equal(plans.length, Math.ceil(200_000 / MAX_FETCH_CHUNKS));
     assert.ok(plans.every((p) => p.group.length <= MAX_FETCH_CHUNKS && p.asked === p.group.length));
     assert.equal(new Set(plans.flatMap((p) => p.group.map((c) => c.index))).size, 200_000);
+  });
+
+  it('extendLimit bounds how far past the asked chunks a fetch reaches; 0 fetches only what was asked', () => {
+    const chunks = table(Array(10).fill(40 * 1024));
+    assert.deepEqual(indexes(planFetches({ ...ctx(chunks, { amplifyIo: 1 << 20 }), extendLimit: 0 }, [chunks[1]!, chunks[2]!])), [{ chunks: [1, 2], asked: 2 }]);
+    assert.deepEqual(indexes(planFetches({ ...ctx(chunks, { amplifyIo: 1 << 20 }), extendLimit: 160 * 1024 }, [chunks[1]!])), [{ chunks: [1, 2, 3, 4], asked: 1 }]);
+  });
+});
+
+describe('extension window', () => {
+  it('doubles from MIN_AMPLIFY to amplify_io while fetches follow each other in the blob, and closes on a jump', () => {
+    const w = new ExtensionWindow();
+    const amplify = 1 << 20;
+    assert.equal(w.next(0, amplify), 0, 'the first fetch has no history');
+    const seen: number[] = [];
+    let end = 4096;
+    for (let k = 0; k < 5; k++) {
+      w.fetched(end);
+      const win = w.next(end, amplify);
+      seen.push(win);
+      end += 4096 + win;
+    }
+    assert.deepEqual(seen, [MIN_AMPLIFY, 2 * MIN_AMPLIFY, 4 * MIN_AMPLIFY, amplify, amplify]);
+    w.fetched(end);
+    assert.equal(w.next(end + 1, amplify), 0, 'a fetch elsewhere closes it');
+    w.fetched(end + 4097);
+    assert.equal(w.next(end + 4097, 0), MIN_AMPLIFY, 'amplify_io 0 still merges to the floor once reads follow each other');
   });
 });
