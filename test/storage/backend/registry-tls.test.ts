@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createBackend } from '../../../src/storage/backend/factory.js';
@@ -79,6 +80,26 @@ describe('registry TLS', () => {
     assert.throws(() => createBackend(cfg(missing)), new RegExp(`ca_cert_files: cannot read ${missing}: ENOENT`));
     assert.throws(() => createBackend(cfg(junk)), new RegExp(`ca_cert_files: ${junk} holds no PEM certificate`));
     assert.throws(() => createBackend(cfg(broken)), new RegExp(`ca_cert_files: certificate 1 of ${broken} is invalid`));
+  });
+
+  it('connect_timeout bounds a TLS handshake that never completes', { timeout: 30_000 }, async () => {
+    // a server that accepts TCP connections and then says nothing
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const b = new RegistryBackend(registryConfigFor({ host, url: `https://${host}` }, { connect_timeout: 1, timeout: 0 }));
+    try {
+      await assert.rejects(b.read(id, 0, 10), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ND_ERR_CONNECT');
+        assert.match(e.message, new RegExp(`connecting to https://${host} timed out`));
+        return true;
+      });
+    } finally {
+      await b.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
   });
 
   it('skip_verify: https against a plain-http registry falls back to http for good', async () => {
