@@ -540,7 +540,7 @@ export interface BlobGet {
   digest: string;
   range?: string;
   authorization?: string;
-  /** what the front end did: 'forward', 'redirect', or the fault's kind */
+  /** what the front end did: 'forward', 'redirect', 'unreachable' (the registry is down), or the fault's kind */
   action: string;
   status: number;
 }
@@ -549,6 +549,9 @@ export class FrontEnd {
   private faults: Array<Fault & { left: number }> = [];
   /** redirect blob GETs the registry would answer 2xx to this storage server (307) */
   redirectTo: StorageServer | undefined;
+  /** write redirect Locations with this scheme and host instead of the storage server's (what blob_url_scheme and
+   * blob_redirected_host of the backend configuration repair) */
+  locationOverride: { scheme: string; host: string } | undefined;
   readonly blobGets: BlobGet[] = [];
   private readonly stalled = new Set<net.Socket>();
   private server!: http.Server;
@@ -629,7 +632,14 @@ export class FrontEnd {
         if (ok && this.redirectTo && !fault) {
           rec.action = 'redirect';
           rec.status = 307;
-          res.writeHead(307, { location: this.redirectTo.urlFor(rec.digest), 'content-length': 0 }).end();
+          const location = new URL(this.redirectTo.urlFor(rec.digest));
+          if (this.locationOverride) {
+            // URL refuses to switch between special and other schemes in place: rebuild it instead
+            const { scheme, host } = this.locationOverride;
+            res.writeHead(307, { location: `${scheme}://${host}${location.pathname}${location.search}`, 'content-length': 0 }).end();
+          } else {
+            res.writeHead(307, { location: location.toString(), 'content-length': 0 }).end();
+          }
           return;
         }
         if (!ok || !fault || fault.kind === 'whole') {
@@ -667,10 +677,11 @@ export class FrontEnd {
         }
       });
     });
+    // a registry that is down looks the same through the front end: the connection is reset, nothing answered
     up.on('error', () => {
-      rec.status = 502;
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('registry unreachable');
-      else res.destroy();
+      rec.status = 0;
+      rec.action = fault ? rec.action : 'unreachable';
+      req.socket.resetAndDestroy();
     });
     up.end();
   }
