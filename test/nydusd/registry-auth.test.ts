@@ -53,7 +53,9 @@ describe('nydusd on a registry with authentication', () => {
 
   /** Token requests nydusd made (the reference's client id, spec 7.3), as opposed to the harness's own. */
   const daemonTokenRequests = () => tokens.requests.filter((r) => r.clientId === 'nydus-registry-client');
-  const allTokens = () => Object.fromEntries(tokens.requests.filter((r) => r.token).map((r, i) => [`token #${i}`, r.token!]));
+  /** every token granted so far, and the signature of each alone (what makes a token usable) */
+  const allTokens = () =>
+    Object.fromEntries(tokens.requests.filter((r) => r.token).flatMap((r, i) => [[`token #${i}`, r.token!], [`signature of token #${i}`, r.token!.split('.')[2]!]]));
 
   it('htpasswd Basic: every file byte-exact, credentials sent, none logged', { timeout: 120_000 }, async () => {
     const front = await FrontEnd.start(basicReg);
@@ -120,7 +122,9 @@ describe('nydusd on a registry with authentication', () => {
     const oldPw = 'erin-OLD-password-1';
     const newPw = 'erin-NEW-password-2';
     tokens.users.set(user, oldPw);
-    tokens.expiresIn = 3;
+    // longer than the daemon's 5 s poll of the configuration store (spec 2.6, 7.3), so that the old token still
+    // covers the reads between the revocation and the moment the new credential is taken up
+    tokens.expiresIn = 8;
     try {
       const before = daemonTokenRequests().length;
       const d = await startRegistryDaemon(path.join(work, 'reg-rotate'), { host: tokenReg.host, repo: REPO, auth: basic(user, oldPw), timeout: TIMEOUT_S });
@@ -152,6 +156,16 @@ describe('nydusd on a registry with authentication', () => {
       tokens.users.delete(user);
       tokens.expiresIn = 300;
     }
+  });
+
+  it('registry_token: the configured bearer token is used from the first request, no token is asked for, none logged', { timeout: 120_000 }, async () => {
+    const before = daemonTokenRequests().length;
+    const token = tokens.mint(BOB.user, [{ type: 'repository', name: REPO, actions: ['pull'] }], 600);
+    const d = await startRegistryDaemon(path.join(work, 'reg-preset-token'), { host: tokenReg.host, repo: REPO, registryToken: token, timeout: TIMEOUT_S });
+    assertAllRight(await readFiles(d.mnt, files, 60_000), 'registry_token');
+    assert.equal(daemonTokenRequests().length, before, 'no token request was needed');
+    await d.daemon.stop();
+    assertNoSecrets(d.daemon.stderr, { 'registry_token': token, 'its signature': token.split('.')[2]! });
   });
 
   for (const mode of ['htpasswd', 'token'] as const) {
