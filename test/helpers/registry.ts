@@ -212,9 +212,28 @@ export type RegistryAuth =
   | { kind: 'htpasswd'; users: Record<string, string> }
   | { kind: 'token'; tokens: TokenService };
 
+/**
+ * Runs the registry under a watchdog: the test process holds the watchdog's stdin, so its end, even by SIGKILL (a
+ * test-runner timeout), is an EOF there, and the registry is killed with it. No registry outlives its test.
+ */
+const REGISTRY_WATCHDOG = `exec 3<&0
+docker-registry serve "$1" </dev/null &
+p=$!
+( cat <&3 >/dev/null; kill -9 $p 2>/dev/null ) &
+wait $p`;
+
+/** The watchdog, its registry and its reader are one process group (detached): all go at once. */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 const liveRegistries = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const c of liveRegistries) c.kill('SIGKILL');
+  for (const c of liveRegistries) killGroup(c);
 });
 
 /** Debian's Distribution server on 127.0.0.1, on a port and a storage dir that survive stop/start. */
@@ -279,7 +298,7 @@ export class Registry {
   /** Starts the process (again, after `stop`) and waits until `/v2/` answers. */
   async start(timeoutMs = 20_000): Promise<void> {
     if (this.child) throw new Error('the registry is already running');
-    const child = spawn('docker-registry', ['serve', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', REGISTRY_WATCHDOG, 'registry', this.configFile], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.child = child;
     liveRegistries.add(child);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
@@ -305,7 +324,7 @@ export class Registry {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill('SIGKILL');
+    killGroup(child);
     await this.exited;
   }
 
