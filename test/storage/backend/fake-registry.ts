@@ -175,6 +175,8 @@ export class FakeRegistry extends FakeServer {
   locationOrigin: string | undefined;
   /** while set, blob GETs wait for it before answering (to see how many are in flight at once) */
   hold: Promise<void> | undefined;
+  /** every token ever issued (secrets a client must never log) */
+  readonly issued: string[] = [];
   /** issued tokens and when they expire (ms) */
   private readonly tokens = new Map<string, number>();
   private readonly uploads = new Map<string, Buffer[]>();
@@ -207,6 +209,7 @@ export class FakeRegistry extends FakeServer {
   /** A token the registry accepts, as if a token service had issued it (registry_token tests). */
   issueToken(expiresIn = 600): string {
     const token = crypto.randomBytes(16).toString('hex');
+    this.issued.push(token);
     this.tokens.set(token, Date.now() + expiresIn * 1000);
     return token;
   }

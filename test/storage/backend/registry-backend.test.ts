@@ -7,18 +7,10 @@ import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BackendError } from '../../../src/storage/backend/blob-backend.js';
 import { RegistryBackend } from '../../../src/storage/backend/registry/registry.js';
+import { waitFor } from '../../nydusd/helpers.js';
 import { FakeRegistry, registryConfigFor } from './fake-registry.js';
 
 const BLOB = crypto.randomBytes(300_000);
-
-/** Polls `cond` until it holds; fails after a generous deadline (a bound against hangs, not a timing assertion). */
-export async function until(cond: () => boolean, what: string, deadlineMs = 20_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('registry backend: ranged reads', () => {
   let registry: FakeRegistry;
@@ -56,7 +48,7 @@ describe('registry backend: ranged reads', () => {
     const before = registry.count(`/v2/${registry.repo}/blobs/`, 'GET');
     try {
       const reads = [0, 1, 2, 3, 4, 5].map((i) => b.read(id, i * 10_000, 10_000));
-      await until(() => registry.count(`/v2/${registry.repo}/blobs/`, 'GET') - before >= 6, 'six GETs at the registry at once');
+      await waitFor(() => registry.count(`/v2/${registry.repo}/blobs/`, 'GET') - before >= 6, 20_000, 'six GETs at the registry at once');
       release();
       const got = await Promise.all(reads);
       got.forEach((g, i) => assert.ok(g.equals(BLOB.subarray(i * 10_000, (i + 1) * 10_000))));

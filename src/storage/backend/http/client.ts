@@ -75,7 +75,8 @@ export function transportError(err: unknown, url: URL, timeoutSec: number): Netw
   const e = err as NodeJS.ErrnoException & { code?: string };
   const where = `${url.protocol}//${url.host}`;
   const code = e?.code ?? '';
-  const msg = e?.message ?? String(err);
+  // one line: OpenSSL's messages end in a newline
+  const msg = (e?.message ?? String(err)).replace(/\s+/g, ' ').trim();
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new NetworkError(`connecting to ${where} timed out`, 'ND_ERR_CONNECT', { cause: err });
   if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'].includes(code)) {
     return new NetworkError(`cannot connect to ${where}: ${msg}`, 'ND_ERR_CONNECT', { cause: err });
