@@ -5,10 +5,11 @@
 // is retried and the read is right; a fault that persists is an EIO within timeout x attempts (bounded generously),
 // with a log line naming the blob, never a wrong byte and never a hang; once the fault is gone the same daemon (no
 // remount) serves every file right; files already cached keep reading while the registry is down, with no backend
-// read for them.
+// read for them, and while a read stalls, the API and cached reads still answer.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { request } from '../api/helpers.js';
 import { FrontEnd, Registry, RegistryClient, type Fault } from '../helpers/registry.js';
 import { cleanupDaemons, isMounted, removeDir, requireEnv, tempDir, waitFor } from './helpers.js';
 import {
@@ -80,7 +81,17 @@ describe('nydusd on a faulty registry', () => {
         front.inject(fault);
         // a stall costs a whole timeout per attempt: one file is enough to show the bound
         const cold = fault.kind === 'stall' ? [layer] : groups.B;
-        const failing = await readFiles(d.mnt, cold, cold.length * FAIL_BOUND_MS);
+        let settled = false;
+        const reading = readFiles(d.mnt, cold, cold.length * FAIL_BOUND_MS).finally(() => (settled = true));
+        if (fault.kind === 'stall') {
+          // a registry that stalls blocks neither the API nor cached reads (issue 11): both answer while the read waits
+          await waitFor(() => front.stalledCount >= 1, 30_000, 'a blob GET stalled mid-body');
+          const info = await request(d.sock, 'GET', '/api/v1/daemon', { timeoutMs: 30_000 });
+          assert.equal(info.status, 200, info.text);
+          assertAllRight(await readFiles(d.mnt, groups.A, 30_000), 'cached files while a read stalls');
+          assert.ok(!settled, 'the API and the cached reads answered while the stalled read was still waiting');
+        }
+        const failing = await reading;
         front.clear();
         front.releaseStalls();
         if (fault.kind === 'corrupt') {
