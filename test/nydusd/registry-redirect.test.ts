@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { basic, FrontEnd, Registry, RegistryClient, StorageServer } from '../helpers/registry.js';
+import { basic, FrontEnd, Registry, RegistryClient, StorageServer, TokenService } from '../helpers/registry.js';
 import { cleanupDaemons, removeDir, requireEnv, tempDir } from './helpers.js';
 import { assertAllEio, assertAllRight, fixtureGroups, fixtureSums, FIXTURE, pushFixture, readFiles, startRegistryDaemon } from './registry-helpers.js';
 
@@ -21,6 +21,7 @@ const USER = { user: 'frank', password: 'frank-Redirect-pw-7' };
 describe('nydusd on a registry that redirects blob GETs', () => {
   let work: string;
   let reg: Registry;
+  let tokenReg: Registry;
   const closers: Array<() => Promise<void>> = [];
   const files = [...fixtureSums().keys()];
   const groups = fixtureGroups();
@@ -32,6 +33,12 @@ describe('nydusd on a registry that redirects blob GETs', () => {
     reg = await Registry.start({ kind: 'htpasswd', users: { [USER.user]: USER.password } }, path.join(work, 'registry'));
     closers.push(() => reg.destroy());
     await pushFixture(new RegistryClient(reg.url, USER), REPO);
+    const tokens = await TokenService.start(work);
+    closers.push(() => tokens.close());
+    tokens.users.set(USER.user, USER.password);
+    tokenReg = await Registry.start({ kind: 'token', tokens }, path.join(work, 'token-registry'));
+    closers.push(() => tokenReg.destroy());
+    await pushFixture(new RegistryClient(tokenReg.url, USER, 'pull,push'), REPO);
   });
   after(async () => {
     await cleanupDaemons();
@@ -40,44 +47,48 @@ describe('nydusd on a registry that redirects blob GETs', () => {
   });
 
   /** A front end redirecting to a fresh storage server holding the fixture's blob. */
-  async function redirecting(): Promise<{ front: FrontEnd; storage: StorageServer }> {
+  async function redirecting(target = reg): Promise<{ front: FrontEnd; storage: StorageServer }> {
     const storage = await StorageServer.start();
     closers.push(() => storage.close());
     storage.blobs.set(DIGEST, FIXTURE.blob);
-    const front = await FrontEnd.start(reg);
+    const front = await FrontEnd.start(target);
     closers.push(() => front.close());
     front.redirectTo = storage;
     return { front, storage };
   }
 
-  it('307 to the storage: bytes right, one redirect per blob, re-resolved after the URL expires, no credential sent there', { timeout: 180_000 }, async () => {
-    const { front, storage } = await redirecting();
-    const d = await startRegistryDaemon(path.join(work, 'cached'), { host: front.host, repo: REPO, auth, timeout: TIMEOUT_S });
+  for (const mode of ['htpasswd', 'token'] as const) {
+    it(`${mode}: 307 to the storage: bytes right, one redirect per blob, re-resolved after the URL expires, no credential sent there`, { timeout: 180_000 }, async () => {
+      const { front, storage } = await redirecting(mode === 'token' ? tokenReg : reg);
+      const d = await startRegistryDaemon(path.join(work, `cached-${mode}`), { host: front.host, repo: REPO, auth, timeout: TIMEOUT_S });
 
-    assertAllRight(await readFiles(d.mnt, groups.A, 60_000), 'group A');
-    assert.equal(front.redirects(DIGEST), 1, 'one 307 for the first read');
-    const afterA = storage.gets(DIGEST);
-    assert.ok(afterA >= 1, 'the data came from the storage server');
+      assertAllRight(await readFiles(d.mnt, groups.A, 60_000), 'group A');
+      assert.equal(front.redirects(DIGEST), 1, 'one 307 for the first read');
+      const afterA = storage.gets(DIGEST);
+      assert.ok(afterA >= 1, 'the data came from the storage server');
 
-    assertAllRight(await readFiles(d.mnt, groups.B, 60_000), 'group B');
-    assert.ok(storage.gets(DIGEST) > afterA, 'group B was read cold, from the storage server');
-    assert.equal(front.redirects(DIGEST), 1, 'the redirect is cached: still one 307 after more reads of the blob');
-    assert.ok(storage.requests.every((r) => r.status === 206), `every storage GET was a ranged 206: ${JSON.stringify(storage.requests.map((r) => r.status))}`);
+      assertAllRight(await readFiles(d.mnt, groups.B, 60_000), 'group B');
+      assert.ok(storage.gets(DIGEST) > afterA, 'group B was read cold, from the storage server');
+      assert.equal(front.redirects(DIGEST), 1, 'the redirect is cached: still one 307 after more reads of the blob');
+      assert.ok(storage.requests.every((r) => r.status === 206), `every storage GET was a ranged 206: ${JSON.stringify(storage.requests.map((r) => r.status))}`);
 
-    // the signed URL expires: the storage answers 403 for it, and the backend asks the registry again
-    storage.generation = 2;
-    const beforeC = storage.requests.length;
-    assertAllRight(await readFiles(d.mnt, groups.C, 60_000), 'group C after the URL expired');
-    const later = storage.requests.slice(beforeC);
-    assert.equal(later[0]!.status, 403, 'the cached URL was tried first and refused');
-    assert.equal(later[0]!.gen, 1);
-    assert.ok(later.some((r) => r.gen === 2 && r.status === 206), 'the data came from the new URL');
-    assert.equal(front.redirects(DIGEST), 2, 'exactly one more 307 after the expiry');
+      // the signed URL expires: the storage answers 403 for it, and the backend asks the registry again
+      storage.generation = 2;
+      const beforeC = storage.requests.length;
+      assertAllRight(await readFiles(d.mnt, groups.C, 60_000), 'group C after the URL expired');
+      const later = storage.requests.slice(beforeC);
+      assert.equal(later[0]!.status, 403, 'the cached URL was tried first and refused');
+      assert.equal(later[0]!.gen, 1);
+      assert.ok(later.some((r) => r.gen === 2 && r.status === 206), 'the data came from the new URL');
+      assert.equal(front.redirects(DIGEST), 2, 'exactly one more 307 after the expiry');
 
-    for (const r of storage.requests) assert.equal(r.authorization, undefined, 'Authorization reached the storage server');
-    assertAllRight(await readFiles(d.mnt, files, 60_000), 'everything again');
-    await d.daemon.stop();
-  });
+      for (const r of storage.requests) assert.equal(r.authorization, undefined, 'Authorization reached the storage server');
+      const scheme = mode === 'token' ? 'Bearer ' : 'Basic ';
+      assert.ok(front.blobGets.filter((g) => g.action === 'redirect').every((g) => g.authorization?.startsWith(scheme)), `the registry got ${scheme}credentials`);
+      assertAllRight(await readFiles(d.mnt, files, 60_000), 'everything again');
+      await d.daemon.stop();
+    });
+  }
 
   it('a storage server refusing everything: EIO within the timeout, then right with no remount once it serves', { timeout: 180_000 }, async () => {
     const { front, storage } = await redirecting();
