@@ -1,6 +1,7 @@
 // nydusd's registry backend when the registry redirects blob GETs to object storage (issue 11, Redirects; spec
-// nydusd-runtime.md 7.2 steps 2 and 5): a front end before the real docker-registry answers every blob GET the
-// registry would serve with a 307 to a second address (a storage server with the same bytes, whose URLs expire).
+// nydusd-runtime.md 7.2 steps 2 and 5): a front end before the real docker-registry (htpasswd Basic or token auth)
+// answers every blob GET the registry would serve with a 307 to a second address (a storage server with the same
+// bytes, whose URLs expire).
 // Asserted: every file served is byte-exact; the redirect is cached per blob (one 307 however many reads), the
 // credential never reaches the storage server, an expired URL (403) is resolved again through the registry, a
 // storage that refuses everything is an EIO within the timeout and no hang, and blob_url_scheme /
