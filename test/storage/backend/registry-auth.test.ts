@@ -138,10 +138,13 @@ describe('registry auth', () => {
   it('refreshes a token before it expires, without a read asking', async () => {
     // expires_in 25 s: refresh at issue + 25 - 20 - jitter (<= 2.5 s), i.e. within 5 s
     const { registry, id } = await registryWith({ kind: 'bearer', expiresIn: 25 });
-    const b = backend(registry);
+    const lines: string[] = [];
+    const b = backend(registry, {}, (_l, m) => lines.push(m));
     await readsRight(b, id, 1);
     assert.equal(registry.tokenRequests(), 1);
-    await waitFor(() => registry.tokenRequests() === 2, 20_000, 'the token refresh');
+    // the log line comes once the refreshed token is in use
+    await waitFor(() => lines.some((l) => /registry token refreshed from 127\.0\.0\.1:\d+ \(valid 25 s\)/.test(l)), 20_000, 'the token refresh');
+    assert.equal(registry.tokenRequests(), 2);
     const newest = registry.validTokens.at(-1)!;
     // the refreshed token replaced the cached value: the next read carries it, with no 401 flow
     const n = registry.requests.length;

@@ -19,8 +19,11 @@ const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
 export interface RegistryBackendOptions {
   /** the credential when the configuration has no `auth` (IMAGE_PULL_AUTH, 1.6); checked like `auth` */
   envCredential?: string;
-  /** where requests go instead of a direct HttpClient (a proxying transport, 7.5; tests) */
-  transport?: HttpTransport;
+  /**
+   * The seam for proxy mode (7.5): the transport registry and redirect requests go through, built around the direct
+   * client (e.g. a Dragonfly proxy with fallback to `direct`). Token requests always use `direct` (7.3). Default: direct.
+   */
+  route?: (direct: HttpClient) => HttpTransport;
   log?: Log;
 }
 
@@ -35,7 +38,7 @@ export class RegistryBackend implements BlobBackend {
   readonly kind = 'registry';
   readonly client: RegistryClient;
   readonly redirects = new RedirectCache();
-  private readonly http?: HttpClient;
+  private readonly http: HttpClient;
   private readonly log?: Log;
 
   constructor(config: RegistryConfig, opts: RegistryBackendOptions = {}) {
@@ -43,15 +46,17 @@ export class RegistryBackend implements BlobBackend {
     const credential = config.auth?.trim()
       ? checkCredential(config.auth, 'registry.auth')
       : checkCredential(opts.envCredential, 'IMAGE_PULL_AUTH');
-    if (!opts.transport) {
-      this.http = new HttpClient({
-        timeout: config.timeout,
-        connectTimeout: config.connect_timeout,
-        skipVerify: config.skip_verify,
-        caCertFiles: config.ca_cert_files,
-      });
-    }
+    this.http = new HttpClient({
+      timeout: config.timeout,
+      connectTimeout: config.connect_timeout,
+      skipVerify: config.skip_verify,
+      caCertFiles: config.ca_cert_files,
+    });
     this.log = opts.log;
+    if (config.proxy.url && !opts.route) {
+      // proxy mode (7.5) is not built yet: say so once rather than pretend
+      opts.log?.('warn', `registry ${config.host}: proxy mode is not supported yet; proxy.url is ignored and requests go directly to the registry`);
+    }
     this.client = new RegistryClient({
       scheme: config.scheme,
       host: config.host,
@@ -60,7 +65,8 @@ export class RegistryBackend implements BlobBackend {
       registryToken: config.registry_token?.trim() || undefined,
       blobUrlScheme: config.blob_url_scheme,
       blobRedirectedHost: config.blob_redirected_host,
-      transport: opts.transport ?? this.http,
+      transport: opts.route ? opts.route(this.http) : this.http,
+      direct: this.http,
       skipVerify: config.skip_verify,
       log: opts.log,
     });
@@ -187,7 +193,7 @@ export class RegistryBackend implements BlobBackend {
 
   async close(): Promise<void> {
     await this.client.close();
-    await this.http?.close();
+    await this.http.close();
   }
 }
 
