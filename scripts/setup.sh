@@ -9,7 +9,8 @@ APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-con
 # build deps of the reference peers (step 6, scripts/peers.sh): C/C++ and make, perl (vendored OpenSSL), cmake (zlib-ng)
 APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
 # registries for the registry backend and nydusify tests (issue 11): a Distribution server, OCI image tools, htpasswd,
-# zstd, and the openssl CLI (self-signed certificates for the TLS tests of test/storage/backend/)
+# zstd, and the openssl CLI (self-signed certificates for the TLS tests of test/storage/backend/ and the JWT signing
+# certificate of the token-auth registry tests)
 APT_PACKAGES="$APT_PACKAGES docker-registry skopeo umoci apache2-utils zstd openssl"
 # benchmarks: a Debian root filesystem for bench/python-start (mmdebstrap, from the configured mirror)
 APT_PACKAGES="$APT_PACKAGES mmdebstrap"
