@@ -79,20 +79,47 @@ export function timed(cmd: string, args: string[], opts: { stdoutToNull?: boolea
     stdio: [opts.input ? 'pipe' : 'ignore', opts.stdoutToNull ? 'ignore' : 'pipe', 'pipe'],
   });
   const seconds = nowSec() - t0;
-  let cpuSeconds = NaN;
-  let maxRssMiB = NaN;
-  try {
-    const [u, s, kb] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-    cpuSeconds = u + s;
-    maxRssMiB = kb / 1024;
-  } catch {
-    // no CPU figure; the wall time still stands
-  } finally {
-    fs.rmSync(timeFile, { force: true });
-  }
+  const { cpuSeconds, maxRssMiB } = readTimeFile(timeFile);
   if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}: ${r.stderr?.toString().slice(-2000)}`);
   return { seconds, cpuSeconds, maxRssMiB, stdout: r.stdout ?? Buffer.alloc(0), stderr: r.stderr?.toString() ?? '' };
+}
+
+/** What GNU time wrote (`%U %S %M`), then the file is removed; NaN when there is none. */
+function readTimeFile(timeFile: string): { cpuSeconds: number; maxRssMiB: number } {
+  try {
+    const [u, s, kb] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    return { cpuSeconds: u + s, maxRssMiB: kb / 1024 };
+  } catch {
+    return { cpuSeconds: NaN, maxRssMiB: NaN }; // no CPU figure; the wall time still stands
+  } finally {
+    fs.rmSync(timeFile, { force: true });
+  }
+}
+
+/**
+ * `timed` without blocking the event loop: for benchmarks whose servers are children of this process and write to
+ * pipes it reads (docker-registry logs every request; a blocked loop stops draining its pipe, and the registry stalls
+ * on its next write).
+ */
+export function timedAsync(cmd: string, args: string[], opts: { stdoutToNull?: boolean } = {}): Promise<RunResult> {
+  const timeFile = path.join(os.tmpdir(), `nydus-bench-time-${process.pid}-${timeFileSeq++}`);
+  const [c, a] = HAVE_TIME ? ['/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...args]] : [cmd, args];
+  const t0 = nowSec();
+  const child = spawn(c, a, { stdio: ['ignore', opts.stdoutToNull ? 'ignore' : 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.once('error', (e) => reject(new Error(`${cmd}: ${e.message}`)));
+    child.once('close', (status, signal) => {
+      const seconds = nowSec() - t0;
+      const { cpuSeconds, maxRssMiB } = readTimeFile(timeFile);
+      if (status !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited with ${status ?? signal}: ${stderr.slice(-2000)}`));
+      else resolve({ seconds, cpuSeconds, maxRssMiB, stdout: Buffer.concat(out), stderr });
+    });
+  });
 }
 
 /** Like `timed` through `sh -c`, for pipelines and redirections. */
@@ -250,10 +277,7 @@ export class FuseServer {
 
   /** User + system CPU seconds the server process (all its threads) has used so far. */
   cpuSeconds(): number {
-    const stat = fs.readFileSync(`/proc/${this.child.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields 14 and 15 of stat(5), counted after "pid (comm) ": indexes 11 and 12
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    return processCpuSeconds(this.child.pid!);
   }
 
   /** Unmounts and waits for the server to exit; lazy unmount and SIGKILL are the last resorts. */
@@ -279,6 +303,14 @@ export class FuseServer {
 
 const live = new Set<FuseServer>();
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/** User + system CPU seconds a live process (all its threads) has used so far. */
+export function processCpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 of stat(5), counted after "pid (comm) ": indexes 11 and 12
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
 
 /** Stops every server still running (finally blocks and signals call this). */
 export async function stopAll(): Promise<void> {

@@ -1,6 +1,7 @@
 // The input trees of the benchmarks, generated once into the work directory and reused (a `.done` marker
 // says a tree is complete). All come from this machine's own files, so the content is realistic
 // (ELF libraries, docs, text) and nothing is downloaded.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sh } from './common.js';
@@ -136,4 +137,20 @@ export function tinyTree(work: string, packages = 1000, perPackage = 100): strin
   })());
   markReady(dir);
   return dir;
+}
+
+/**
+ * "python3 minbase": the tar of a Debian root filesystem made by `mmdebstrap --variant=minbase --include=python3
+ * bookworm` (Debian's mirror, the only tree fetched from the network; built once into --work). Issue 11's image for
+ * "bytes fetched to start python3" and for the OCI-image comparisons.
+ */
+export function pythonRootfsTar(work: string): string {
+  const tar = path.join(work, 'trees', 'python3-minbase.tar');
+  if (fs.existsSync(`${tar}.done`)) return tar;
+  if (spawnSync('mmdebstrap', ['--version']).status !== 0) throw new Error('mmdebstrap is missing (scripts/setup.sh installs it)');
+  fs.mkdirSync(path.dirname(tar), { recursive: true });
+  console.log('building the python3 minbase root filesystem with mmdebstrap (once)...');
+  sh(`mmdebstrap --quiet --variant=minbase --include=python3 bookworm ${tar}`);
+  fs.writeFileSync(`${tar}.done`, new Date().toISOString());
+  return tar;
 }

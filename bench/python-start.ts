@@ -9,9 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pythonRootfsTar } from './datasets.js';
 import {
   dropCaches, fmt, loadavg, machineInfo, median, nydusImageJs, parseCommonArgs, printTable, referenceNydusd, rmrf, runsList,
-  sh, startNydusd, startReferenceNydusd, stopAll, timed, type FuseServer,
+  startNydusd, startReferenceNydusd, stopAll, timed, type FuseServer,
 } from './common.js';
 
 const MB = 1e6;
@@ -19,18 +20,6 @@ const MB = 1e6;
 const ESTARGZ_BYTES = 5.6 * MB;
 
 type Side = 'nydusd' | 'nydusd-rs';
-
-/** The root filesystem tar, built once by mmdebstrap. */
-function rootfsTar(work: string): string {
-  const tar = path.join(work, 'trees', 'python3-minbase.tar');
-  if (fs.existsSync(`${tar}.done`)) return tar;
-  if (spawnSync('mmdebstrap', ['--version']).status !== 0) throw new Error('mmdebstrap is missing (scripts/setup.sh installs it)');
-  fs.mkdirSync(path.dirname(tar), { recursive: true });
-  console.log('building the python3 minbase root filesystem with mmdebstrap (once)...');
-  sh(`mmdebstrap --quiet --variant=minbase --include=python3 bookworm ${tar}`);
-  fs.writeFileSync(`${tar}.done`, new Date().toISOString());
-  return tar;
-}
 
 function image(work: string, tar: string): { bootstrap: string; blobDir: string; blobBytes: number } {
   const out = path.join(work, 'images', 'python3-minbase-zstd');
@@ -56,7 +45,7 @@ function backendMetrics(sock: string): { read_amount_total: number; read_count: 
 async function main(): Promise<void> {
   const { work, runs } = parseCommonArgs(process.argv.slice(2));
   console.log(machineInfo());
-  const tar = rootfsTar(work);
+  const tar = pythonRootfsTar(work);
   const img = image(work, tar);
   console.log(`image: rootfs tar ${fmt(fs.statSync(tar).size / MB)} MB, blob ${fmt(img.blobBytes / MB)} MB (zstd, 1 MiB chunks)`);
   const sides: Side[] = fs.existsSync(referenceNydusd) ? ['nydusd', 'nydusd-rs'] : ['nydusd'];
