@@ -11,7 +11,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[$i]}" = --work ] && WORK="${ar
 npx tsc -p tsconfig.json >/dev/null || true   # emits even when unrelated files have type errors
 # Images are rebuilt with the code being measured; the generated trees are kept if present.
 rm -rf "$WORK/images"
-for b in builder walk nydusd-meta nydusd-read nydusd-scale api-latency rss; do
+for b in builder walk nydusd-meta nydusd-read nydusd-scale api-latency rss registry-read registry-small-file python-start; do
   echo "=== $b ($(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
   node "dist/bench/$b.js" "$@"
   echo
