@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './registry.js';
+import { freePort, sha256, type RegistryClient } from './registry.js';
 
 /** Pinned versions: keep in step with scripts/p2p-peers.sh. */
 export const DRAGONFLY_VERSION = 'v2.0.9';
@@ -252,4 +252,28 @@ export async function startRedis(dir: string): Promise<{ daemon: Daemon; port: n
   daemon.start();
   await waitFor('redis-server to answer PING', () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG', 20_000, [daemon]);
   return { daemon, port };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Images both engines can resolve
+
+/**
+ * Pushes a one-layer image under `repo:tag` with a Docker schema 2 manifest (config and layer blobs first) and
+ * returns the manifest's digest. Both pinned engines read manifests as schema 2 only: Dragonfly v2.0.9's image preheat
+ * asks for exactly that media type, and Kraken v0.1.4's build-index resolves only such tags; an OCI manifest is
+ * "not found" to them.
+ */
+export async function pushDockerImage(client: RegistryClient, repo: string, tag: string, layer: Buffer): Promise<string> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layer)}`] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: await client.pushBlob(repo, config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: await client.pushBlob(repo, layer), size: layer.length }],
+    }),
+  );
+  const put = await client.request(`/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifest });
+  if (put.status !== 201) throw new Error(`pushing the manifest ${repo}:${tag}: ${put.status} ${put.body.toString('utf8')}`);
+  return `sha256:${sha256(manifest)}`;
 }

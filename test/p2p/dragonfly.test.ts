@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DragonflyCluster } from '../helpers/dragonfly.js';
-import { httpRequest } from '../helpers/p2p-engines.js';
+import { httpRequest, pushDockerImage } from '../helpers/p2p-engines.js';
 import { prng } from '../helpers/prng.js';
 import { FrontEnd, Registry, RegistryClient, sha256 } from '../helpers/registry.js';
 
@@ -20,21 +20,6 @@ function blobOf(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
   for (let i = 0; i < size; i++) b[i] = Math.floor(next() * 256);
   return b;
-}
-
-/** Pushes a one-layer image under `tag` with a Docker schema 2 manifest (config and layer blobs first). */
-async function pushDockerImage(client: RegistryClient, tag: string, layer: Buffer): Promise<void> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layer)}`] } }));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: await client.pushBlob(REPO, config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: await client.pushBlob(REPO, layer), size: layer.length }],
-    }),
-  );
-  const put = await client.request(`/v2/${REPO}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifest });
-  assert.equal(put.status, 201, put.body.toString('utf8'));
 }
 
 describe('Dragonfly harness: a real cluster on loopback', { timeout: 600_000 }, () => {
@@ -104,10 +89,10 @@ describe('Dragonfly harness: a real cluster on loopback', { timeout: 600_000 }, 
   });
 
   it('preheats an image through the manager job API: the job reaches SUCCESS and the seed peer fetched its layer', async () => {
-    // v2.0.9's manager asks for the manifest as Docker schema 2 only (Accept and parsing), so the image is pushed so
+    // v2.0.9's manager asks for the manifest as Docker schema 2 only (Accept and parsing)
     const layer = blobOf(1024 * 1024 + 7, 12);
     const client = new RegistryClient(registry.url);
-    await pushDockerImage(client, 'preheat', layer);
+    await pushDockerImage(client, REPO, 'preheat', layer);
     const layerDigest = `sha256:${sha256(layer)}`;
     const layerGets = () => front.blobGets.filter((g) => g.digest === layerDigest).length;
     assert.equal(layerGets(), 0);
