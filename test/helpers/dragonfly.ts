@@ -7,8 +7,10 @@
 // `pingUrl` (the health endpoint; the proxy port itself answers 404 to `GET /`, which spec 7.5's 200-399 rule would
 // read as unhealthy). A request went through P2P when the answer carries `X-Dragonfly-Task` / `X-Dragonfly-Peer` and the
 // peer's `dragonfly_dfdaemon_proxy_request_via_dragonfly_total` grew; one served by another peer leaves no new GET at
-// the registry. Note: for a ranged GET the peer answers `Content-Range: bytes a-b/<b-a+1>` (the range is its own
-// task), not the blob's size.
+// the registry. Ranged GETs are tasks of their own: the network fetches exactly that range from the registry (one
+// GET with the same Range), a later GET of the same range from any peer is served by the network, but a range is not
+// cut from an earlier whole-blob task. The peer answers them `206` with `Content-Range: bytes a-b/<b+1>` (the total
+// is the range's end + 1, not the blob's size). A registry error status (404 ...) comes back as is.
 //
 // Preheat: v2.0.9's manager runs jobs at `/api/v1/jobs` without authentication; the Open API of later versions
 // (`/oapi/v1/jobs` with a personal access token, p2p-seeds.md 1) does not exist yet in it. `openApi` is a thin front
