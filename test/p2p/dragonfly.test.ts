@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DragonflyCluster } from '../helpers/dragonfly.js';
-import { httpRequest, pushDockerImage } from '../helpers/p2p-engines.js';
+import { httpRequest, pushDockerImage, waitFor } from '../helpers/p2p-engines.js';
 import { prng } from '../helpers/prng.js';
 import { FrontEnd, Registry, RegistryClient, sha256 } from '../helpers/registry.js';
 
@@ -131,6 +131,29 @@ describe('Dragonfly harness: a real cluster on loopback', { timeout: 600_000 }, 
     const done = await cluster.finishedJob(job.id, 120_000);
     assert.equal(done.state, 'FAILURE');
     assert.match(JSON.stringify(done.result), /404/);
+  });
+
+  it("runs the 0.x-compatible preheat API of the manager (POST /preheats, GET /preheats/<id>, GET /_ping) to SUCCESS", async () => {
+    // v2.0.9 serves the SuperNode-style routes (p2p-seeds.md 2) at the root, not under /api/v1, and names the id `id`
+    const ping = await httpRequest(`${cluster.managerUrl}/_ping`);
+    assert.equal(ping.status, 200);
+    const layer = blobOf(300_000, 14);
+    const layerDigest = await new RegistryClient(registry.url).pushBlob(REPO, layer);
+    const created = await httpRequest(`${cluster.managerUrl}/preheats`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'file', url: `http://${front.host}/v2/${REPO}/blobs/${layerDigest}` }),
+    });
+    assert.equal(created.status, 200, created.body.toString('utf8'));
+    const { id } = JSON.parse(created.body.toString('utf8')) as { id: string };
+    assert.ok(id);
+    const status = await waitFor(`preheat ${id} to finish`, async () => {
+      const r = await httpRequest(`${cluster.managerUrl}/preheats/${id}`);
+      const s = (JSON.parse(r.body.toString('utf8')) as { status: string }).status;
+      return s === 'SUCCESS' || s === 'FAILED' || s === 'FAILURE' ? s : undefined;
+    }, 120_000, cluster.daemons);
+    assert.equal(status, 'SUCCESS');
+    assert.ok(front.blobGets.some((g) => g.digest === layerDigest), 'the seed peer fetched the blob');
   });
 
   it('takes preheat jobs through the Open API front only with the personal access token', async () => {
