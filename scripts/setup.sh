@@ -8,8 +8,12 @@ set -euo pipefail
 APT_PACKAGES="librust-blake3-dev librust-libc-dev liblz4-dev libzstd-dev pkg-config fuse3 attr erofs-utils squashfs-tools squashfuse tree prometheus python3-venv"
 # build deps of the reference peers (step 6, scripts/peers.sh): C/C++ and make, perl (vendored OpenSSL), cmake (zlib-ng)
 APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
-# registries for the registry backend and nydusify tests (issue 11): a Distribution server, OCI image tools, htpasswd
-APT_PACKAGES="$APT_PACKAGES docker-registry skopeo umoci apache2-utils"
+# registries for the registry backend and nydusify tests (issue 11): a Distribution server, OCI image tools, htpasswd,
+# zstd, and the openssl CLI (self-signed certificates for the TLS tests of test/storage/backend/ and the JWT signing
+# certificate of the token-auth registry tests)
+APT_PACKAGES="$APT_PACKAGES docker-registry skopeo umoci apache2-utils zstd openssl"
+# benchmarks: a Debian root filesystem for bench/python-start (mmdebstrap, from the configured mirror)
+APT_PACKAGES="$APT_PACKAGES mmdebstrap"
 # run-time companions of the real P2P engines (step 7, scripts/p2p-peers.sh): Dragonfly's manager keeps its state in
 # MariaDB and its job queue in Redis; Kraken's tracker keeps peers in Redis and every Kraken server listens through nginx
 APT_PACKAGES="$APT_PACKAGES mariadb-server redis-server nginx-light"

@@ -198,6 +198,7 @@ export class FuseDaemon {
       this.startTime,
       (level, msg) => this.log.log(level, msg),
       (msg) => this.events.record(msg),
+      { backendId: path },
     );
     const sb = instance.bootstrap.superblock;
     this.log.info(`loaded RAFS v${sb.version} bootstrap ${bootstrapPath} for ${path}: ${sb.inodeCount} inodes, ${instance.bootstrap.blobs.length} blobs`);

@@ -7,7 +7,8 @@ import type { Bootstrap } from '../image-model.js';
 import type { Log } from '../log.js';
 import type { BlobBackend } from '../storage/backend/blob-backend.js';
 import { BlobDevice } from '../storage/device.js';
-import { createBackend } from '../storage/backend/factory.js';
+import { createBackend, withRetryOf } from '../storage/backend/factory.js';
+import { dynamicConfig, type DynamicConfigStore } from './dynamic-config.js';
 import type { ConfigV2 } from '../config/model.js';
 import { InputFileError } from '../input-file.js';
 
@@ -19,8 +20,9 @@ export interface RafsInstance {
 }
 
 /**
- * Reports every read the backend fails to `onError` (the daemon's event ring, spec nydusd-runtime.md 3.5.3). Reads
- * are not retried below this, so each failure is final for its reader.
+ * Reports every read the backend fails to `onError` (the daemon's event ring, spec nydusd-runtime.md 3.5.3). It sits
+ * above the retry decorator (7.4: the error goes to the ring after the last failed attempt), so each failure is final
+ * for its reader.
  */
 function reportingFailures(inner: BlobBackend, onError: (message: string) => void): BlobBackend {
   return {
@@ -28,8 +30,8 @@ function reportingFailures(inner: BlobBackend, onError: (message: string) => voi
     get abandoned() {
       return inner.abandoned;
     },
-    read: (blobId, offset, length, signal, into) =>
-      inner.read(blobId, offset, length, signal, into).catch((err: unknown) => {
+    read: (blobId, offset, length, signal, into, kind) =>
+      inner.read(blobId, offset, length, signal, into, kind).catch((err: unknown) => {
         onError(`${inner.kind}: reading blob ${blobId} offset ${offset} length ${length}: ${(err as Error).message}`);
         throw err;
       }),
@@ -38,12 +40,39 @@ function reportingFailures(inner: BlobBackend, onError: (message: string) => voi
   };
 }
 
+/**
+ * Live credential rotation (2.6): the backend hears `registry_auth` changes of its backend id in the dynamic store.
+ * The store is seeded from this configuration now (2.6: "at backend creation"); the subscription ends with the backend.
+ */
+function followingCredentials(backend: BlobBackend, backendId: string, config: ConfigV2, store: DynamicConfigStore): BlobBackend {
+  // decorators forward setCredential whatever is below them: the configuration says whether a credential exists
+  if (config.backend?.type !== 'registry' || !backend.setCredential) return backend;
+  store.seed(backendId, config);
+  const stop = store.subscribe((id, key, value) => {
+    if (id === backendId && key === 'registry_auth') backend.setCredential!(value);
+  });
+  const close = backend.close.bind(backend);
+  backend.close = async () => {
+    stop();
+    await close();
+  };
+  return backend;
+}
+
+export interface RafsInstanceOptions {
+  /** the backend id in the dynamic configuration store (the instance's mountpoint in the FUSE tree, 2.6) */
+  backendId?: string;
+  /** the store (default: the process's) */
+  store?: DynamicConfigStore;
+}
+
 export function createRafsInstance(
   bootstrapPath: string,
   config: ConfigV2,
   startTime: number,
   log?: Log,
   onReadError?: (message: string) => void,
+  opts: RafsInstanceOptions = {},
 ): RafsInstance {
   const rafs = config.rafs;
   if (!rafs) throw new Error('no configuration information for rafs');
@@ -64,10 +93,15 @@ export function createRafsInstance(
   }
   const v6 = bootstrap.superblock.version === 6;
   if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
-  const created = createBackend(config.backend);
-  const backend = onReadError ? reportingFailures(created, onReadError) : created;
+  const created = createBackend(config.backend, { log });
+  const backend = opts.backendId !== undefined ? followingCredentials(created, opts.backendId, config, opts.store ?? dynamicConfig) : created;
   const device = new BlobDevice(bootstrap.blobs, {
     backend,
+    // retry, then failure reporting, above metering: every attempt metered, only the final failure reported (7.4)
+    above: (metered) => {
+      const retrying = withRetryOf(config.backend, metered, log);
+      return onReadError ? reportingFailures(retrying, onReadError) : retrying;
+    },
     workDir: path.resolve(cache.filecache.work_dir),
     useBlobMeta: v6,
     amplifyIo: rafs.batch_size,

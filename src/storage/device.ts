@@ -27,6 +27,11 @@ export interface BlobDeviceOptions extends Omit<FetchOptions, 'backend'> {
   recentBytes?: number;
   /** the chunk memory of this image's blobs instead of the share's arena (tests) */
   arena?: ChunkArena;
+  /**
+   * Decorators that go above metering: the retry policy and failure reporting (retry.ts). Metering then records each
+   * attempt (nydusd-runtime.md 7.4), while what is above the retry sees a read's final outcome.
+   */
+  above?: (metered: BlobBackend) => BlobBackend;
   /** where blob caches are shared (default: the process's) */
   share?: StorageShare;
   log?: Log;
@@ -35,6 +40,8 @@ export interface BlobDeviceOptions extends Omit<FetchOptions, 'backend'> {
 export class BlobDevice {
   private readonly opened = new Map<number, Promise<SharedBlob>>();
   readonly backend: MeteredBackend;
+  /** what the caches read through: `opts.above` of the metered backend */
+  private readonly reads: BlobBackend;
   private readonly opts: BlobDeviceOptions;
   private readonly share: StorageShare;
   /** how this image's reads fetch and check chunks */
@@ -46,10 +53,11 @@ export class BlobDevice {
   ) {
     fs.mkdirSync(opts.workDir, { recursive: true });
     this.backend = new MeteredBackend(opts.backend, opts.log);
+    this.reads = opts.above ? opts.above(this.backend) : this.backend;
     this.share = opts.share ?? processStorage;
     this.opts = opts;
     this.fetch = {
-      backend: this.backend, amplifyIo: opts.amplifyIo, validateFetch: opts.validateFetch, validateCache: opts.validateCache,
+      backend: this.reads, amplifyIo: opts.amplifyIo, validateFetch: opts.validateFetch, validateCache: opts.validateCache,
     };
   }
 
@@ -69,7 +77,7 @@ export class BlobDevice {
       const o = this.opts;
       p = this.share.acquire(blob, {
         workDir: o.workDir, digester: o.digester, compressed: o.compressed, recentBytes: o.recentBytes, arena: o.arena, log: o.log,
-        useBlobMeta: o.useBlobMeta, backend: this.backend,
+        useBlobMeta: o.useBlobMeta, backend: this.reads,
       });
       // a failure (missing blob, dead backend) is retried by the next read rather than remembered
       p.catch(() => this.opened.delete(blobIndex));

@@ -21,11 +21,12 @@ const ALLOWED: Record<string, string[]> = {
   storage: ['base', 'config', 'blob'],
   rafs: ['base', 'config', 'blob', 'storage', 'fuse'],
   builder: ['base', 'config', 'blob', 'rafs'],
+  convert: ['base', 'config', 'blob', 'rafs', 'storage', 'builder', 'unpack'],
   unpack: ['base', 'config', 'blob', 'rafs', 'storage', 'builder'],
   service: ['base', 'config', 'blob', 'rafs', 'fuse', 'storage'],
   metrics: ['base', 'config', 'blob', 'rafs', 'fuse', 'storage', 'service'],
   api: ['base', 'config', 'blob', 'rafs', 'fuse', 'storage', 'service', 'metrics'],
-  cli: ['base', 'config', 'blob', 'rafs', 'fuse', 'storage', 'builder', 'unpack', 'service', 'metrics', 'api'],
+  cli: ['base', 'config', 'blob', 'rafs', 'fuse', 'storage', 'builder', 'unpack', 'convert', 'service', 'metrics', 'api'],
 };
 
 function layerOf(file: string): string {

@@ -195,6 +195,13 @@ describe('registry harness', () => {
     );
     assert.equal(front.blobGets[0]!.status, 401);
     assert.ok(front.blobGets.slice(1).every((g) => g.authorization === `Basic ${basic('carol', 'pw-carol')}`));
+
+    // a registry that is down: the front end resets the connection
+    await reg.stop();
+    await assert.rejects(get(0, 99), /ECONNRESET|socket hang up/);
+    assert.equal(front.blobGets.at(-1)!.action, 'unreachable');
+    await reg.start();
+    assert.equal((await get(0, 99)).status, 206);
   });
 
   it('front end redirects to the storage server, whose URLs expire by generation and can be forbidden', { timeout: 60_000 }, async () => {
@@ -232,6 +239,13 @@ describe('registry harness', () => {
     const again = await client.getBlobRange(REPO, digest, 0, 9);
     assert.equal(again.status, 206);
     assert.match(again.redirectedTo!, /\?gen=2&/);
+
+    // Locations with another scheme and host (what blob_url_scheme / blob_redirected_host repair)
+    front.locationOverride = { scheme: 'https', host: 'storage.invalid:9' };
+    const odd = await client.request(`/v2/${REPO}/blobs/${digest}`, { headers: { range: 'bytes=0-9' } });
+    assert.equal(odd.status, 307);
+    assert.match(String(odd.headers.location), new RegExp(`^https://storage\\.invalid:9/blobs/${digest}\\?gen=2&`));
+    front.locationOverride = undefined;
 
     storage.forbidAll = true;
     assert.equal((await client.getBlobRange(REPO, digest, 0, 9)).status, 403);

@@ -212,9 +212,28 @@ export type RegistryAuth =
   | { kind: 'htpasswd'; users: Record<string, string> }
   | { kind: 'token'; tokens: TokenService };
 
+/**
+ * Runs the registry under a watchdog: the test process holds the watchdog's stdin, so its end, even by SIGKILL (a
+ * test-runner timeout), is an EOF there, and the registry is killed with it. No registry outlives its test.
+ */
+const REGISTRY_WATCHDOG = `exec 3<&0
+docker-registry serve "$1" </dev/null &
+p=$!
+( cat <&3 >/dev/null; kill -9 $p 2>/dev/null ) &
+wait $p`;
+
+/** The watchdog, its registry and its reader are one process group (detached): all go at once. */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 const liveRegistries = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const c of liveRegistries) c.kill('SIGKILL');
+  for (const c of liveRegistries) killGroup(c);
 });
 
 /** Debian's Distribution server on 127.0.0.1, on a port and a storage dir that survive stop/start. */
@@ -279,7 +298,7 @@ export class Registry {
   /** Starts the process (again, after `stop`) and waits until `/v2/` answers. */
   async start(timeoutMs = 20_000): Promise<void> {
     if (this.child) throw new Error('the registry is already running');
-    const child = spawn('docker-registry', ['serve', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', REGISTRY_WATCHDOG, 'registry', this.configFile], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.child = child;
     liveRegistries.add(child);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
@@ -305,7 +324,7 @@ export class Registry {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill('SIGKILL');
+    killGroup(child);
     await this.exited;
   }
 
@@ -540,7 +559,7 @@ export interface BlobGet {
   digest: string;
   range?: string;
   authorization?: string;
-  /** what the front end did: 'forward', 'redirect', or the fault's kind */
+  /** what the front end did: 'forward', 'redirect', 'unreachable' (the registry is down), or the fault's kind */
   action: string;
   status: number;
 }
@@ -549,6 +568,9 @@ export class FrontEnd {
   private faults: Array<Fault & { left: number }> = [];
   /** redirect blob GETs the registry would answer 2xx to this storage server (307) */
   redirectTo: StorageServer | undefined;
+  /** write redirect Locations with this scheme and host instead of the storage server's (what blob_url_scheme and
+   * blob_redirected_host of the backend configuration repair) */
+  locationOverride: { scheme: string; host: string } | undefined;
   readonly blobGets: BlobGet[] = [];
   private readonly stalled = new Set<net.Socket>();
   private server!: http.Server;
@@ -629,7 +651,14 @@ export class FrontEnd {
         if (ok && this.redirectTo && !fault) {
           rec.action = 'redirect';
           rec.status = 307;
-          res.writeHead(307, { location: this.redirectTo.urlFor(rec.digest), 'content-length': 0 }).end();
+          const location = new URL(this.redirectTo.urlFor(rec.digest));
+          if (this.locationOverride) {
+            // URL refuses to switch between special and other schemes in place: rebuild it instead
+            const { scheme, host } = this.locationOverride;
+            res.writeHead(307, { location: `${scheme}://${host}${location.pathname}${location.search}`, 'content-length': 0 }).end();
+          } else {
+            res.writeHead(307, { location: location.toString(), 'content-length': 0 }).end();
+          }
           return;
         }
         if (!ok || !fault || fault.kind === 'whole') {
@@ -667,10 +696,11 @@ export class FrontEnd {
         }
       });
     });
+    // a registry that is down looks the same through the front end: the connection is reset, nothing answered
     up.on('error', () => {
-      rec.status = 502;
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('registry unreachable');
-      else res.destroy();
+      rec.status = 0;
+      rec.action = fault ? rec.action : 'unreachable';
+      req.socket.resetAndDestroy();
     });
     up.end();
   }

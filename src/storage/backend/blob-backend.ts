@@ -1,5 +1,12 @@
 // A blob backend reads exact byte ranges of data blobs by blob id. Everything above it (cache,
 // prefetch, filesystem) is backend-agnostic; backends only move bytes.
+import type { BackendErrorCode } from './errors.js';
+
+/**
+ * Why a read is made: a reader waiting for it (on-demand) or prefetch. The retry policy differs (nydusd-runtime.md 7.4);
+ * a read without a kind is on-demand.
+ */
+export type ReadKind = 'on-demand' | 'prefetch';
 
 export interface BlobBackend {
   /** a short name for logs and metrics: 'localfs', 'registry', ... */
@@ -9,23 +16,32 @@ export interface BlobBackend {
    * blob or a transport failure rejects with BackendError; `signal` aborts the read. `into` (exactly `length` bytes)
    * is memory the caller offers for the answer (the blob cache's arena): a backend may read into it and return it, or
    * ignore it and return its own. Once a read fails or is aborted, the caller never reuses `into`: a read given up
-   * may still be writing into it below.
+   * may still be writing into it below. `kind` says who waits for it (default on-demand).
    */
-  read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer>;
+  read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer>;
   /** the blob's size in bytes (used to find trailers such as the ToC) */
   size(blobId: string): Promise<number>;
   close(): Promise<void>;
   /** reads given up after their timeout that are still running below (each pins an I/O thread) */
   readonly abandoned?: number;
+  /**
+   * Network backends with credentials: the registry credential (base64 of `user:password`) changed, e.g. through
+   * PUT /api/v1/config `registry_auth` (nydusd-runtime.md 2.6); '' drops it. The value is a secret: never logged.
+   */
+  setCredential?(value: string): void;
 }
 
 export class BackendError extends Error {
   constructor(
     message: string,
     readonly blobId: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: BackendErrorCode },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackendError';
+    this.code = options?.code;
   }
+
+  /** what went wrong, when the backend knows (errors.ts) */
+  readonly code?: BackendErrorCode;
 }

@@ -1,17 +1,56 @@
 // Backends by configured type. Only what is implemented is accepted; anything else is a clear error at
 // mount time rather than a failure on the first read.
 import type { BackendConfig } from '../../config/model.js';
+import type { Log } from '../../log.js';
 import type { BlobBackend } from './blob-backend.js';
 import { LocalFsBackend } from './localfs.js';
+import { RegistryBackend } from './registry/registry.js';
+import { NETWORK_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
 import { withTimeout } from './timeout.js';
 
-/** The configured backend, with its per-read timeout applied (timeout.ts). */
-export function createBackend(config: BackendConfig | undefined): BlobBackend {
+export interface CreateBackendOptions {
+  /** the environment for IMAGE_PULL_AUTH (nydusd-runtime.md 1.6; default: this process's) */
+  env?: NodeJS.ProcessEnv;
+  log?: Log;
+}
+
+/**
+ * The configured backend, with its per-read timeout applied: localfs through timeout.ts; the registry's `timeout`
+ * already bounds each HTTP exchange (http/client.ts), so no second timer goes around it. The retry policy is not
+ * applied here but by whoever meters the backend (retryPolicyOf, device.ts's `above`), so each attempt is metered.
+ */
+export function createBackend(config: BackendConfig | undefined, opts: CreateBackendOptions = {}): BlobBackend {
   if (!config) throw new Error('the configuration has no backend');
   switch (config.type) {
     case 'localfs':
       return withTimeout(new LocalFsBackend(config.localfs), config.localfs.timeout);
+    case 'registry':
+      try {
+        // IMAGE_PULL_AUTH is the credential when the configuration has none (1.6, 7.3)
+        return new RegistryBackend(config.registry, { envCredential: (opts.env ?? process.env).IMAGE_PULL_AUTH, log: opts.log });
+      } catch (err) {
+        throw new Error(`registry backend ${config.registry.host}/${config.registry.repo}: ${(err as Error).message}`, { cause: err });
+      }
     default:
       throw new Error(`backend type "${config.type}" is not supported by this nydusd yet`);
   }
+}
+
+/** The retry policy of a backend type: the network policy of 7.4, none for local backends (their reads fail for good). */
+export function retryPolicyOf(config: BackendConfig | undefined): RetryPolicy | undefined {
+  switch (config?.type) {
+    case 'registry':
+    case 'oss':
+    case 's3':
+    case 'http-proxy':
+      return NETWORK_RETRY_POLICY;
+    default:
+      return undefined;
+  }
+}
+
+/** `metered` with the retry policy of its type, when it has one. */
+export function withRetryOf(config: BackendConfig | undefined, metered: BlobBackend, log?: Log): BlobBackend {
+  const policy = retryPolicyOf(config);
+  return policy ? withRetry(metered, { policy, log }) : metered;
 }

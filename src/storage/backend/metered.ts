@@ -1,7 +1,7 @@
 // Metering as a decorator: every read that reaches the backend is counted and timed, whoever issues it (cache,
 // CI table, prefetch). These counters are the raw material of the backend metrics (nydusd-runtime.md 8.6).
 import type { Log } from '../../log.js';
-import type { BlobBackend } from './blob-backend.js';
+import type { BlobBackend, ReadKind } from './blob-backend.js';
 
 /** One read attempt as the backend metrics record it: the requested length, how long it took, whether it failed. */
 export type BackendReadObserver = (length: number, millis: number, failed: boolean) => void;
@@ -43,13 +43,13 @@ export class MeteredBackend implements BlobBackend {
     this.observers.push(fn);
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer> {
     this.stats.reads++;
     this.pending++;
     const t0 = performance.now();
     let failed = true;
     try {
-      const data = await this.inner.read(blobId, offset, length, signal, into);
+      const data = await this.inner.read(blobId, offset, length, signal, into, kind);
       this.stats.bytes += data.length;
       failed = false;
       this.log?.('debug', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} in ${(performance.now() - t0).toFixed(1)} ms`);
@@ -67,6 +67,10 @@ export class MeteredBackend implements BlobBackend {
 
   size(blobId: string): Promise<number> {
     return this.inner.size(blobId);
+  }
+
+  setCredential(value: string): void {
+    this.inner.setCredential?.(value);
   }
 
   close(): Promise<void> {

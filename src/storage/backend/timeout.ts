@@ -1,6 +1,6 @@
 // The per-read timeout as a decorator around a backend (issue 11: a timeout is a wrapper, not a cache option). The
 // timeout is whatever the configuration says: there is no hidden fixed limit anywhere below this.
-import { BackendError, type BlobBackend } from './blob-backend.js';
+import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
 
 /** The longest a Node.js timer can wait (ms). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -29,7 +29,7 @@ class TimeoutBackend implements BlobBackend {
     return this.inner.abandoned ?? 0;
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer> {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -41,7 +41,7 @@ class TimeoutBackend implements BlobBackend {
       }, this.ms);
     });
     try {
-      return await Promise.race([this.inner.read(blobId, offset, length, ctl.signal, into), expired]);
+      return await Promise.race([this.inner.read(blobId, offset, length, ctl.signal, into, kind), expired]);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -50,6 +50,10 @@ class TimeoutBackend implements BlobBackend {
 
   size(blobId: string): Promise<number> {
     return this.inner.size(blobId);
+  }
+
+  setCredential(value: string): void {
+    this.inner.setCredential?.(value);
   }
 
   close(): Promise<void> {

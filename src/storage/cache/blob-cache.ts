@@ -1,72 +1,26 @@
-// The persistent cache of one data blob, in the reference's layout inside work_dir:
-//   <blob_id>.blob.data            uncompressed chunks at their uncompressed offsets (sparse file), or with
-//   <blob_id>.blob.raw             cache.compressed: chunks as the blob stores them, at their compressed offsets
-//   <blob_id>.blob.data.chunk_map  readiness bitmap (chunk-map.ts; named after .blob.data in both modes)
-// Read path: chunk map -> cache file hit -> else one merged backend fetch (adjacent chunks, up to
-// amplify_io) -> decompress -> validate -> write data -> durable -> mark ready. A chunk wanted by
-// many readers at once is fetched once: they share its in-flight promise.
-//
-// Decoded chunks live in page-aligned memory and go into the data file with O_DIRECT where the file allows
-// it: a buffered write copies every byte into fresh page-cache pages and has them written back later, which
-// measured as a quarter of the daemon's CPU on a cold read (BENCHMARKS.md). Readers of the cache are
-// unaffected: the kernel keeps direct writes and the page cache coherent.
-import fs from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
+// The persistent cache of one data blob (its files: cache-file.ts). Read path: chunk map -> cache file hit -> else one
+// merged backend fetch (fetch-plan.ts) -> decompress -> validate (chunk-check.ts) -> write data (write-queue.ts) ->
+// durable (durability.ts) -> mark ready. A chunk wanted by many readers at once is fetched once: they share its
+// in-flight promise; freshly decoded chunks stay in memory for a while (recent-chunks.ts).
 import { decompress, decompressAsync } from '../../compress.js';
-import { crc32c, digest } from '../../digest.js';
-import { native, nativeLoadError } from '../../native/index.js';
-import { ChunkFlag, Digester, type BlobInfo, type ChunkInfo } from '../../image-model.js';
+import { native } from '../../native/index.js';
+import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../../image-model.js';
 import { BackendError, type BlobBackend } from '../backend/blob-backend.js';
+import { CacheFile } from './cache-file.js';
+import type { ChunkMap } from './chunk-map.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
-import { ChunkMap, ChunkMapError } from './chunk-map.js';
+import { chunkMismatch } from './chunk-check.js';
+import { DurabilityBatcher } from './durability.js';
+import { ExtensionWindow, planFetches } from './fetch-plan.js';
 import { RecentChunks, type RecentList } from './recent-chunks.js';
+import { CacheWriteQueue, DIRECT_ALIGN, roundUp } from './write-queue.js';
 import type { Log } from '../../log.js';
-
-const pread = promisify(fs.read);
-const pwrite = promisify(fs.write);
-const fdatasync = promisify(fs.fdatasync);
 
 /**
  * Decoded chunks kept in memory after their fetch, so that a reader arriving just after readahead
  * fetched its chunk is served without reading the cache file back (bytes, per blob).
  */
 const RECENT_BYTES = 16 * 1024 * 1024;
-/**
- * Written chunks become durable (one fdatasync, then their chunk-map bits) once no chunk has been written for
- * DURABLE_IDLE_MS, and at least every DURABLE_MAX_MS during a long stream of fetches. An fdatasync in the middle
- * of a cold read took a fifth of its throughput (it flushes the disk's write cache; BENCHMARKS.md, run G), while
- * a chunk waiting for its bit is served from the data file all the same: the delay only decides how much a
- * successor of a crashed daemon fetches again. Shutdown and flush() do not wait for it.
- */
-const DURABLE_IDLE_MS = 100;
-const DURABLE_MAX_MS = 5000;
-
-/** O_DIRECT needs memory, file offset and length aligned to the device's logical block; 4 KiB covers all. */
-const DIRECT_ALIGN = 4096;
-/** Most bytes of adjacent chunks in one direct write. */
-const DIRECT_BATCH_BYTES = 8 * 1024 * 1024;
-/**
- * Most bytes waiting for a direct write (per blob). Beyond it chunks go through the page cache, whose
- * dirty-page throttling then slows the fetches down instead of letting memory grow behind a slow disk.
- */
-const DIRECT_QUEUE_BYTES = 32 * 1024 * 1024;
-
-const roundUp = (n: number) => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
-
-/**
- * What a remembered chunk costs in memory: its bytes, or at least a fixed share for the Buffer object and map entry,
- * so that a list of tiny chunks is bounded by count too (16 MiB of 5-byte chunks would be 3 million entries).
- */
-
-/** Never merge a fetch beyond this, whatever amplify_io says: 128 KiB is the reference's floor. */
-const MIN_AMPLIFY = 128 * 1024;
-/**
- * Most chunks in one backend fetch. amplify_io bounds a fetch in bytes, but a layer of tiny files packs ~100,000
- * chunks into 1 MiB (issue 8: one `cat` planned, decoded and wrote all of them while the daemon stood still).
- * 1024 chunks of the usual sizes already exceed any amplify_io.
- */
-const MAX_FETCH_CHUNKS = 1024;
 /**
  * Chunks smaller than this live in ordinary (pooled) Buffers and go to the cache file through the page cache:
  * a page-aligned block or a 1 MiB arena slot for a chunk of a few bytes held 4 KiB to 1 MiB per chunk (issue 8).
@@ -85,19 +39,6 @@ const INLINE_DECODE = 4096;
 const WRITE_RETRY_MS = 10_000;
 /** Damaged cached chunks named one by one in the log per blob; further ones are only counted. */
 const DAMAGE_REPORTS = 8;
-
-/** Opens the blob's chunk map; one that cannot be used (wrong size, foreign header) is replaced by an empty one. */
-function openOrReset(file: string, chunkCount: number, stale: boolean, log?: Log): ChunkMap {
-  if (stale) fs.rmSync(file, { force: true });
-  try {
-    return ChunkMap.open(file, chunkCount);
-  } catch (err) {
-    if (!(err instanceof ChunkMapError)) throw err;
-    log?.('warn', `${err.message}; starting it afresh (no chunk ready)`);
-    fs.rmSync(file, { force: true });
-    return ChunkMap.open(file, chunkCount);
-  }
-}
 
 /**
  * How one reader wants its chunks fetched and checked: these come with each read, because a blob cache is shared by
@@ -162,44 +103,20 @@ export function emptyCacheStats(): BlobCacheStats {
 export class BlobCache {
   readonly dataPath: string;
   readonly mapPath: string;
-  private readonly dataFd: number;
+  private readonly file: CacheFile;
   /** the data file holds compressed chunks at their compressed offsets (cache.compressed) */
   private readonly raw: boolean;
-  /** the data file opened O_DIRECT, or -1 (no addon, or a filesystem that refuses O_DIRECT) */
-  private readonly directFd: number = -1;
-  /** whether chunks are written through directFd (false again once the file refused an aligned write) */
-  private direct = false;
-  private readonly fileSize: number;
-  /** aligned chunks waiting for the direct writer, in arrival order */
-  private directQueue: { offset: number; block: Buffer; done: (err?: Error) => void }[] = [];
-  private directQueued = 0;
-  private directBusy = false;
+  private readonly writes: CacheWriteQueue;
+  private readonly durability: DurabilityBatcher;
   /** persistent when the blob declares its chunk count, else an in-memory set (old v5 images) */
   private readonly map: ChunkMap | undefined;
   private readonly memoryReady = new Set<number>();
-  /** chunks whose data is written but not yet durable: readable from the data file already */
-  private readonly written = new Set<number>();
   private readonly inflight = new Map<number, Promise<Buffer>>();
   /** ready chunks whose cached bytes proved unusable: their refetch overwrites them */
   private readonly damaged = new Set<number>();
-  /**
-   * Where the cache file was found cut short while serving (a read ended early), or undefined. Ready chunks beyond it
-   * are not read from the file until rewritten (`rewritten`): once a rewrite past the cut extends the file again, what
-   * lies between reads as zeros, not as a short read (issue 8 item 6, seen serving zeros under 4 concurrent READs).
-   */
-  private cutAt: number | undefined;
-  /** chunks written again since the cut */
-  private readonly rewritten = new Set<number>();
   private readonly recent: RecentList;
   private readonly recentBudget: RecentChunks;
-  private durableQueue: number[] = [];
-  private durableRunning: Promise<void> | undefined;
-  /** when the last chunk was written (performance.now()) */
-  private lastWrite = 0;
-  /** ends the durability wait early (flush, close) */
-  private wakeDurable: (() => void) | undefined;
-  /** flush() calls in progress: they want durability now */
-  private hurry = 0;
+  private readonly extension = new ExtensionWindow();
   readonly stats: BlobCacheStats = emptyCacheStats();
   /** while writes fail: no chunk is written before this time (performance.now()) */
   private writesPausedUntil = 0;
@@ -207,7 +124,6 @@ export class BlobCache {
   private writeFailure: string | undefined;
   /** set by close(): no new chunk is written from then on */
   private closing = false;
-  private closed = false;
   /** chunk writes in progress; close() waits for them so that no write lands on a closed (reused) fd */
   private readonly persisting = new Set<Promise<void>>();
 
@@ -222,96 +138,25 @@ export class BlobCache {
   ) {
     this.recentBudget = opts.recent ?? new RecentChunks(opts.recentBytes ?? RECENT_BYTES);
     this.recent = this.recentBudget.list((b) => opts.arena?.release(b));
-    fs.mkdirSync(opts.workDir, { recursive: true });
     this.raw = opts.compressed ?? false;
-    const data = path.join(opts.workDir, `${blob.blobId}.blob.data`);
-    const raw = path.join(opts.workDir, `${blob.blobId}.blob.raw`);
-    this.dataPath = this.raw ? raw : data;
-    this.mapPath = `${data}.chunk_map`;
-    const other = this.raw ? data : raw;
-    // a raw file is sized to the chunk data, which ends where a v6 blob's CI table starts; a file up to the
-    // whole blob's size is accepted too
-    const fullSize = this.raw ? (blob.ciOffset > 0 ? Math.min(blob.ciOffset, blob.compressedSize) : blob.compressedSize) : blob.uncompressedSize;
-    const largest = this.raw ? blob.compressedSize : blob.uncompressedSize;
-    this.dataFd = fs.openSync(this.dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-    try {
-      let size = fs.fstatSync(this.dataFd).size;
-      let stale = false;
-      if (fs.existsSync(other)) {
-        // Both layouts keep their readiness in the same chunk map (named after .blob.data in either, as the
-        // reference does): once cache.compressed has changed, it cannot tell which file holds the chunks it marks.
-        opts.log?.('warn', `blob cache ${other}: left by the other cache layout (cache.compressed changed); removing it and starting afresh`);
-        fs.rmSync(other, { force: true });
-        stale = true;
-      }
-      // Too large: not this blob's cache (the reference fails the mount here, spec quirk Q5). Shorter but not empty
-      // (it is sized in full when created): cut short since, so chunks marked ready may read as zeros (the reference
-      // extends it and serves them). Nothing in either can be trusted, but a cache is never worth failing reads for.
-      if (largest > 0 && size > largest) {
-        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, larger than the blob (${largest}); starting it afresh`);
-        fs.ftruncateSync(this.dataFd, 0);
-        size = 0;
-        stale = true;
-      } else if (size > 0 && size < fullSize) {
-        opts.log?.('warn', `blob cache ${this.dataPath}: ${size} bytes, shorter than the blob (${fullSize}); starting it afresh`);
-        stale = true;
-      }
-      if (fullSize > 0 && size < fullSize) fs.ftruncateSync(this.dataFd, fullSize);
-      this.fileSize = Math.max(size, fullSize);
-      if (!this.raw && !stale) this.adoptLegacyMap(path.join(opts.workDir, `${blob.blobId}.chunk_map`));
-      let map = blob.chunkCount > 0 ? this.openMap(stale) : undefined;
-      if (map && size === 0 && map.ready > 0) {
-        // the data file is new (or was emptied) but a chunk map says some of it is there
-        opts.log?.('warn', `blob cache ${this.dataPath}: empty, but its chunk map has ${map.ready} chunks ready; starting it afresh`);
-        map.close();
-        map = openOrReset(this.mapPath, blob.chunkCount, true, opts.log);
-      }
-      this.map = map;
-    } catch (err) {
-      fs.closeSync(this.dataFd);
-      throw err;
-    }
-    // compressed chunks sit at arbitrary offsets: O_DIRECT is for the 4 KiB-aligned uncompressed layout
-    if (!nativeLoadError && !this.raw) {
-      try {
-        this.directFd = fs.openSync(this.dataPath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
-        this.direct = true;
-      } catch {
-        // buffered writes only: the same bytes for more CPU
-      }
-    }
-  }
-
-  /**
-   * nydusd 2.2 names the chunk map `<blob>.chunk_map` beside the same `.blob.data` (v2.4 and we add `.blob.data`;
-   * the format is the same, spec nydusd-runtime.md 6.2). Without a map of our own, that one is taken over by a hard
-   * link, so a cache directory filled by 2.2 is served without refetching, and either daemon's new bits are the
-   * other's. openOrReset still checks its header and size.
-   */
-  private adoptLegacyMap(legacy: string): void {
-    if (fs.existsSync(this.mapPath) || !fs.existsSync(legacy)) return;
-    try {
-      fs.linkSync(legacy, this.mapPath);
-      this.opts.log?.('info', `blob cache ${this.mapPath}: taken over from ${legacy} (the chunk map name of nydusd 2.2)`);
-    } catch (err) {
-      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot take over ${legacy} (${(err as Error).message}); its chunks will be fetched again`);
-    }
-  }
-
-  /**
-   * The persistent chunk map, or none when it cannot be created or read (a full or failing cache disk): the cache
-   * then keeps readiness in memory for this run, which costs fetching again after a restart, never a wrong byte.
-   */
-  private openMap(stale: boolean): ChunkMap | undefined {
-    try {
-      return openOrReset(this.mapPath, this.blob.chunkCount, stale, this.opts.log);
-    } catch (err) {
-      if (!(err as NodeJS.ErrnoException).code) throw err;
-      this.stats.cacheWriteErrors++;
-      this.opts.log?.('warn', `blob cache ${this.mapPath}: cannot open the chunk map (${(err as Error).message}); readiness is kept in memory for this run`);
-      fs.rmSync(this.mapPath, { force: true });
-      return undefined;
-    }
+    this.file = new CacheFile(blob, { workDir: opts.workDir, compressed: this.raw, log: opts.log, onMapError: () => this.stats.cacheWriteErrors++ });
+    this.dataPath = this.file.dataPath;
+    this.mapPath = this.file.mapPath;
+    this.map = this.file.map;
+    this.writes = new CacheWriteQueue(this.file.dataFd, this.file.directFd, this.dataPath, opts.log);
+    this.durability = new DurabilityBatcher({
+      fd: this.file.dataFd,
+      durable: (keys) => {
+        try {
+          if (this.map) this.map.markReady(keys);
+          else for (const k of keys) this.memoryReady.add(k);
+        } catch (err) {
+          // the data is durable and the bits are set in memory; only a successor misses them
+          this.writeFailed(err as Error);
+        }
+      },
+      failed: (_keys, err) => this.writeFailed(err),
+    });
   }
 
   /** Chunks marked ready in the chunk map (or in memory without one): the blobcache metrics' `entries_count`. */
@@ -321,7 +166,7 @@ export class BlobCache {
 
   /** Files this cache owns, as reported in blobcache metrics (`underlying_files`). */
   underlyingFiles(): string[] {
-    return this.map ? [this.dataPath, this.mapPath] : [this.dataPath];
+    return this.file.underlyingFiles();
   }
 
   /**
@@ -335,7 +180,7 @@ export class BlobCache {
 
   /** `key` is what `key(chunk)` returns: a chunk index when the blob has a chunk map. */
   isReady(key: number): boolean {
-    if (this.written.has(key)) return true;
+    if (this.durability.has(key)) return true;
     if (this.map) return key < this.map.chunkCount && this.map.isReady(key);
     return this.memoryReady.has(key);
   }
@@ -370,7 +215,7 @@ export class BlobCache {
       const key = this.key(c);
       if (this.inflight.has(key) || this.recent.has(key)) continue;
       if (!this.readyNow(key)) missing.push(c);
-      else if (this.recentBudget.admits(c.uncompressedSize) && !this.beyondCut(c)) {
+      else if (this.recentBudget.admits(c.uncompressedSize) && !this.file.beyondCut(c, key)) {
         void this.loadCached(f, c, false);
       }
     }
@@ -517,102 +362,31 @@ export class BlobCache {
   }
 
   /** `length` bytes of the cache file at `offset`, which belong to `chunk`, read into `into` (exactly that long) when given. */
-  private async readCached(chunk: ChunkInfo, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    if (this.beyondCut(chunk)) throw new Error(`blob cache ${this.dataPath}: chunk ${chunk.index} lies beyond where the file was cut (${this.cutAt})`);
-    const buf = into ?? Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await pread(this.dataFd, buf, done, length - done, offset + done);
-      if (bytesRead === 0) {
-        // cut short under us: from here on, nothing past the cut is read from the file before it is written again
-        this.noteCut(offset + done);
-        throw new Error(`blob cache ${this.dataPath}: short read of chunk ${chunk.index}`);
-      }
-      done += bytesRead;
-    }
-    return buf;
+  private readCached(chunk: ChunkInfo, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.file.read(chunk, this.key(chunk), offset, length, into);
   }
 
-  /**
-   * Records that the cache file is shorter than it was made (someone cut it): the cut is where it ends now, or `seen`
-   * if that is lower. Sized in full at open, the file never shrinks by our doing.
-   */
-  private noteCut(seen: number): void {
-    let size = seen;
-    try {
-      size = Math.min(size, fs.fstatSync(this.dataFd).size);
-    } catch {
-      // what the read saw is all there is to go on
-    }
-    if (this.cutAt === undefined) this.opts.log?.('warn', `blob cache ${this.dataPath}: cut short to ${size} bytes while in use; what lies beyond is fetched again`);
-    this.cutAt = Math.min(this.cutAt ?? size, size);
-  }
-
-  /** Whether the chunk's bytes in the cache file lie past a cut and have not been written again since. */
-  private beyondCut(chunk: ChunkInfo): boolean {
-    if (this.cutAt === undefined) return false;
-    const end = this.raw ? chunk.compressedOffset + chunk.compressedSize : chunk.uncompressedOffset + chunk.uncompressedSize;
-    return end > this.cutAt && !this.rewritten.has(this.key(chunk));
-  }
-
-  /**
-   * Plans merged fetches for `missing` and registers one in-flight promise per chunk. Linear in the chunks planned:
-   * each is looked at once, and a fetch holds at most amplify_io bytes and MAX_FETCH_CHUNKS chunks.
-   */
+  /** Plans merged fetches for `missing` (fetch-plan.ts) and starts them, registering one in-flight promise per chunk. */
   private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[]): void {
-    const limit = Math.max(f.amplifyIo, MIN_AMPLIFY);
-    const byOffset = [...missing].sort((a, b) => a.compressedOffset - b.compressedOffset);
-    // the caller's following chunks, by where they start in the blob (that is what "adjacent" means)
-    const extra = new Map<number, ChunkInfo>();
-    for (const c of along) if (c.blobIndex === this.blob.index) extra.set(c.compressedOffset, c);
-
-    let group: ChunkInfo[] = [];
-    let keys = new Set<number>();
-    const flush = () => {
-      if (group.length === 0) return;
-      const asked = group.length;
-      this.extend(group, keys, limit, extra);
-      this.fetchGroup(f, group, asked);
-      group = [];
-      keys = new Set();
-    };
-    for (const c of byOffset) {
-      const key = this.key(c);
-      // planned already: by an earlier group's extension, or twice in `missing` (deduplicated chunks)
-      if (this.inflight.has(key) || keys.has(key)) continue;
-      const first = group[0];
-      const last = group[group.length - 1];
-      if (
-        first && last &&
-        (c.compressedOffset !== last.compressedOffset + last.compressedSize ||
-          c.compressedOffset + c.compressedSize - first.compressedOffset > limit ||
-          group.length >= MAX_FETCH_CHUNKS)
-      ) {
-        flush();
-      }
-      group.push(c);
-      keys.add(key);
-    }
-    flush();
-  }
-
-  /**
-   * Extends a contiguous group with the following not-ready chunks of the blob, up to `limit` bytes and
-   * MAX_FETCH_CHUNKS chunks. `keys` are the group's chunk keys: a zero-length chunk is its own successor by offset.
-   */
-  private extend(group: ChunkInfo[], keys: Set<number>, limit: number, extra: Map<number, ChunkInfo>): void {
-    const start = group[0]!.compressedOffset;
-    while (group.length < MAX_FETCH_CHUNKS) {
-      const last = group[group.length - 1]!;
-      const next = this.neighbours?.(last.index + 1) ?? extra.get(last.compressedOffset + last.compressedSize);
-      if (!next || next.compressedOffset !== last.compressedOffset + last.compressedSize) return;
-      if (next.compressedOffset + next.compressedSize - start > limit) return;
-      const key = this.key(next);
-      // (not re-reading the chunk map for each neighbour, as `available` does for the chunks asked for)
-      if (keys.has(key) || this.inflight.has(key) || this.recent.has(key) || this.isReady(key)) return;
-      group.push(next);
-      keys.add(key);
-    }
+    let first = missing[0]!.compressedOffset;
+    for (const c of missing) first = Math.min(first, c.compressedOffset);
+    const plans = planFetches(
+      {
+        blobIndex: this.blob.index,
+        amplifyIo: f.amplifyIo,
+        extendLimit: this.extension.next(first, f.amplifyIo),
+        keyOf: (c) => this.key(c),
+        inFlight: (k) => this.inflight.has(k),
+        // (not re-reading the chunk map for each neighbour, as `available` does for the chunks asked for)
+        available: (k) => this.inflight.has(k) || this.recent.has(k) || this.isReady(k),
+        neighbours: this.neighbours,
+      },
+      missing,
+      along,
+    );
+    for (const { group, asked } of plans) this.fetchGroup(f, group, asked);
+    const last = plans[plans.length - 1]?.group.at(-1);
+    if (last) this.extension.fetched(last.compressedOffset + last.compressedSize);
   }
 
   /**
@@ -745,7 +519,7 @@ export class BlobCache {
     if (size < SMALL_CHUNK) return Buffer.allocUnsafe(size);
     const slot = this.opts.arena?.take(size);
     if (slot) return slot;
-    if (this.directFd < 0) return Buffer.allocUnsafe(size);
+    if (!this.writes.directPossible) return Buffer.allocUnsafe(size);
     const block = native.alignedBuffer(size);
     alignedMemory.add(block.buffer);
     return block.subarray(0, size);
@@ -753,14 +527,7 @@ export class BlobCache {
 
   /** Why `plain` is not the chunk's content (expected and actual digest), or undefined when it is (or nothing can tell). */
   private mismatch(chunk: ChunkInfo, plain: Buffer): string | undefined {
-    if (chunk.flags & ChunkFlag.HAS_CRC32) {
-      const got = crc32c(plain) >>> 0;
-      const want = chunk.crc32 >>> 0;
-      return got === want ? undefined : `crc32c ${want.toString(16).padStart(8, '0')} expected, ${got.toString(16).padStart(8, '0')} computed`;
-    }
-    if (chunk.digest.length !== 32) return undefined;
-    const got = digest(this.opts.digester, plain);
-    return got.equals(chunk.digest) ? undefined : `${Digester[this.opts.digester].toLowerCase()} ${chunk.digest.toString('hex')} expected, ${got.toString('hex')} computed`;
+    return chunkMismatch(chunk, plain, this.opts.digester);
   }
 
   /** Writes a fetched chunk into the cache file: as the blob stores it in raw mode, else decoded. */
@@ -771,26 +538,17 @@ export class BlobCache {
       this.stats.cacheWritesSkipped++;
       return;
     }
-    // a write past a cut nobody has read into yet would turn the chunks between into a hole of zeros: find it first
-    if (fs.fstatSync(this.dataFd).size < this.fileSize) this.noteCut(this.fileSize);
+    this.file.checkCut();
     if (this.raw) {
-      await this.writeBuffered(chunk.compressedOffset, bytes);
+      await this.writes.writeBuffered(chunk.compressedOffset, bytes);
     } else {
       const block = this.directBlock(chunk, bytes);
-      if (block) await this.writeDirect(chunk.uncompressedOffset, block);
-      else await this.writeBuffered(chunk.uncompressedOffset, bytes);
+      if (block) await this.writes.writeDirect(chunk.uncompressedOffset, block);
+      else await this.writes.writeBuffered(chunk.uncompressedOffset, bytes);
     }
     this.writeSucceeded();
-    if (this.cutAt !== undefined) this.rewritten.add(key);
-    this.chunksDone(key);
-  }
-
-  private async writeBuffered(offset: number, data: Buffer): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await pwrite(this.dataFd, data, done, data.length - done, offset + done);
-      done += bytesWritten;
-    }
+    this.file.written(key);
+    this.durability.add(key);
   }
 
   /**
@@ -799,77 +557,20 @@ export class BlobCache {
    * extends the file.
    */
   private directBlock(chunk: ChunkInfo, plain: Buffer): Buffer | undefined {
-    if (!this.direct || plain.length === 0 || chunk.uncompressedOffset % DIRECT_ALIGN !== 0) return undefined;
+    if (plain.length === 0 || chunk.uncompressedOffset % DIRECT_ALIGN !== 0) return undefined;
     const padded = roundUp(plain.length);
     const end = chunk.uncompressedOffset + padded;
     // only memory chunkBuffer allocated page-aligned with zero padding (arena slots, alignedBuffer) goes out padded:
     // a small chunk in Node's shared Buffer pool can sit at a 4 KiB byteOffset, but its "padding" is whatever else
     // the pool holds (other chunks, request data), which must never reach the cache file
     if (!(this.opts.arena?.owns(plain) || alignedMemory.has(plain.buffer))) return undefined;
-    if (end > this.fileSize || plain.byteOffset % DIRECT_ALIGN !== 0 || plain.byteOffset + padded > plain.buffer.byteLength) return undefined;
+    if (end > this.file.fileSize || plain.byteOffset % DIRECT_ALIGN !== 0 || plain.byteOffset + padded > plain.buffer.byteLength) return undefined;
     if (padded !== plain.length) {
       const next = this.neighbours?.(chunk.index + 1);
       if (!next || next.uncompressedOffset < end) return undefined;
     }
-    if (this.directQueued + padded > DIRECT_QUEUE_BYTES) return undefined;
+    if (!this.writes.acceptsDirect(padded)) return undefined;
     return Buffer.from(plain.buffer, plain.byteOffset, padded);
-  }
-
-  /** Queues an aligned block for the direct writer; resolves once it is in the file. */
-  private writeDirect(offset: number, block: Buffer): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.directQueued += block.length;
-      this.directQueue.push({ offset, block, done: (err) => (err ? reject(err) : resolve()) });
-      if (!this.directBusy) void this.drainDirect();
-    });
-  }
-
-  /**
-   * One direct write at a time per blob: it waits for the disk, and writes into a file's holes take its inode
-   * lock exclusively anyway, so more would only occupy pool threads that decodes and replies need. Adjacent
-   * chunks go out as one write.
-   */
-  private async drainDirect(): Promise<void> {
-    this.directBusy = true;
-    try {
-      while (this.directQueue.length > 0) {
-        const all = this.directQueue.sort((a, b) => a.offset - b.offset);
-        let end = all[0]!.offset + all[0]!.block.length;
-        let n = 1;
-        while (n < all.length && all[n]!.offset === end && end + all[n]!.block.length - all[0]!.offset <= DIRECT_BATCH_BYTES) {
-          end += all[n]!.block.length;
-          n++;
-        }
-        const run = all.slice(0, n);
-        this.directQueue = all.slice(n);
-        let failure: Error | undefined;
-        try {
-          // idle I/O priority lets blob reads go first; at shutdown nothing waits for those any more
-          await native.pwritevAsync(this.directFd, run.map((w) => w.block), run[0]!.offset, !this.closing);
-        } catch (err) {
-          if ((err as { code?: string }).code === 'EINVAL' && this.direct) {
-            // this filesystem or device wants another alignment: the page cache takes the same bytes
-            this.direct = false;
-            this.opts.log?.('debug', `blob cache ${this.dataPath}: direct writes refused (${(err as Error).message}); writing through the page cache`);
-          }
-          failure = await Promise.all(run.map((w) => this.writeBuffered(w.offset, w.block))).then(() => undefined, (e: Error) => e);
-        }
-        for (const w of run) {
-          this.directQueued -= w.block.length;
-          w.done(failure);
-        }
-      }
-    } finally {
-      this.directBusy = false;
-    }
-  }
-
-  /** Batches durability: one fdatasync covers every chunk written before it started. */
-  private chunksDone(key: number): void {
-    this.written.add(key);
-    this.durableQueue.push(key);
-    this.lastWrite = performance.now();
-    if (!this.durableRunning) this.durableRunning = this.drainDurable();
   }
 
   private remember(key: number, plain: Buffer): void {
@@ -878,67 +579,13 @@ export class BlobCache {
     this.recent.put(key, plain);
   }
 
-  private async drainDurable(): Promise<void> {
-    try {
-      while (this.durableQueue.length > 0 && !this.closed) {
-        await this.untilQuiet();
-        const batch = this.durableQueue;
-        this.durableQueue = [];
-        try {
-          await fdatasync(this.dataFd);
-        } catch (err) {
-          // the data may not be on the disk: these chunks are not ready (a read fetches them again)
-          for (const i of batch) this.written.delete(i);
-          this.writeFailed(err as Error);
-          continue;
-        }
-        if (this.closed) return;
-        try {
-          if (this.map) this.map.markReady(batch);
-          else for (const i of batch) this.memoryReady.add(i);
-        } catch (err) {
-          // the data is durable and the bits are set in memory; only a successor misses them
-          this.writeFailed(err as Error);
-        }
-        for (const i of batch) this.written.delete(i);
-      }
-    } finally {
-      this.durableRunning = undefined;
-    }
-  }
-
-  /** Resolves when the cache has been quiet for DURABLE_IDLE_MS, DURABLE_MAX_MS have passed, or someone hurries. */
-  private async untilQuiet(): Promise<void> {
-    const start = performance.now();
-    for (;;) {
-      if (this.closing || this.hurry > 0) return;
-      const now = performance.now();
-      const wait = Math.min(DURABLE_IDLE_MS - (now - this.lastWrite), DURABLE_MAX_MS - (now - start));
-      if (wait <= 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.wakeDurable = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeDurable = undefined;
-    }
-  }
-
   /** Waits until every written chunk is durable and marked ready. */
   async flush(): Promise<void> {
-    this.hurry++;
-    try {
-      while (this.durableRunning || this.inflight.size > 0) {
-        await Promise.allSettled([...this.inflight.values()]);
-        this.wakeDurable?.();
-        await this.durableRunning;
-        await new Promise((r) => setImmediate(r));
-      }
-    } finally {
-      this.hurry--;
-    }
+    await this.durability.flush(async () => {
+      if (this.inflight.size === 0) return false;
+      await Promise.allSettled([...this.inflight.values()]);
+      return true;
+    });
   }
 
   /**
@@ -947,13 +594,11 @@ export class BlobCache {
    */
   async close(): Promise<void> {
     this.closing = true;
-    this.wakeDurable?.();
+    this.writes.closing = true;
+    this.durability.stopWaiting();
     await Promise.allSettled([...this.persisting]);
-    while (this.durableRunning) await this.durableRunning.catch(() => undefined);
-    this.closed = true;
+    await this.durability.close();
     this.recent.close();
-    this.map?.close();
-    fs.closeSync(this.dataFd);
-    if (this.directFd >= 0) fs.closeSync(this.directFd);
+    this.file.close();
   }
 }

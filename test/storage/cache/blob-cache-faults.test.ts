@@ -1,4 +1,4 @@
-// BlobCache (src/storage/blob-cache.ts) against an in-memory fake BlobBackend that is slow, fails, answers short
+// BlobCache (src/storage/cache/blob-cache.ts) against the in-memory fake BlobBackend (../fake-backend.ts) that is slow, fails, answers short
 // (fewer bytes than asked) or corrupts bytes on demand, chosen per read by a seeded PRNG: many fast cases of the
 // fault-injection class that test/nydusd/backend-faults.test.ts proves end to end on the kernel. Chunks come from
 // real RAFS v5 images (one per compressor) built by our nydus-image.
@@ -11,44 +11,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bootstrap, ChunkInfo } from '../../../src/image-model.js';
-import { BackendError, type BlobBackend } from '../../../src/storage/backend/blob-backend.js';
 import { BlobCache, type FetchOptions } from '../../../src/storage/cache/blob-cache.js';
 import { loadImageFile } from '../../image/helpers.js';
 import { prng } from '../../helpers/prng.js';
+import { FakeBackend, type Fault } from '../fake-backend.js';
 import { buildImage, checkReadyChunks, chunkSources, mixedBytes, removeDir, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
 
 const CHUNK = 0x4000;
-type Fault = 'ok' | 'slow' | 'fail' | 'short' | 'long' | 'corrupt';
-
-/** An in-memory backend over one blob; `pick` decides each read's fault. */
-class FakeBackend implements BlobBackend {
-  readonly kind = 'fake';
-  reads = 0;
-  pick: () => Fault = () => 'ok';
-  constructor(
-    private readonly blob: Buffer,
-    private readonly rand: () => number,
-  ) {}
-
-  async read(blobId: string, offset: number, length: number): Promise<Buffer> {
-    this.reads++;
-    const fault = this.pick();
-    if (fault === 'slow') await new Promise((r) => setTimeout(r, Math.floor(this.rand() * 4)));
-    else await new Promise((r) => setImmediate(r));
-    if (fault === 'fail') throw new BackendError(`fake: read [${offset}, +${length}) failed`, blobId);
-    const data = Buffer.from(this.blob.subarray(offset, offset + length));
-    if (fault === 'short') return data.subarray(0, Math.floor(this.rand() * length));
-    if (fault === 'long') return Buffer.concat([data, Buffer.alloc(1 + Math.floor(this.rand() * 100))]);
-    if (fault === 'corrupt' && data.length > 0) data[Math.floor(this.rand() * data.length)]! ^= 1 + Math.floor(this.rand() * 255);
-    return data;
-  }
-
-  async size(): Promise<number> {
-    return this.blob.length;
-  }
-
-  async close(): Promise<void> {}
-}
 
 describe('BlobCache against a faulty in-memory backend', () => {
   let work: string;
