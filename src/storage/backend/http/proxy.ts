@@ -122,7 +122,7 @@ export class ProxyTransport implements HttpTransport {
     }
     const { fallback } = this.opts.proxy;
     if (!this.healthy) {
-      if (!fallback) throw new NetworkError(`proxy ${via.proxyOrigin} is not healthy and fallback is disabled`, 'ND_ERR_PROXY');
+      if (!fallback) throw new NetworkError(`proxy is not healthy and fallback is disabled (proxy ${via.proxyOrigin})`, 'ND_ERR_PROXY');
       this.counts.direct++;
       return this.direct.request(req);
     }
