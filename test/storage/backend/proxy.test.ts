@@ -191,13 +191,24 @@ describe('proxy mode (registry backend through a forward proxy)', () => {
     assert.deepEqual(split(registry, blobPath), { viaProxy: 1, direct: 1 });
   });
 
-  it('the last on-demand retry bypasses the proxy (fallback off, the proxy failing every time)', async () => {
-    const { registry, proxy, backend, id, blobPath } = await setUp({ proxy: { fallback: false } });
-    const retry = new RetryBackend(new MeteredBackend(backend), NETWORK_RETRY_POLICY, new RateLimiter(0));
-    proxy.faults.push({ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 });
-    assert.ok((await retry.read(id, 7, 70)).equals(BLOB.subarray(7, 77)));
-    assert.equal(proxy.forwarded.length, 3, 'three attempts through the proxy');
-    assert.deepEqual(split(registry, blobPath), { viaProxy: 0, direct: 1 }, 'the fourth went to the registry directly');
+  it('the last on-demand retry bypasses the proxy when fallback is on; with fallback off nothing goes around it', async () => {
+    {
+      // a 404 is below 500: no fallback for it, the retries go through the proxy until the last
+      const { registry, proxy, backend, id, blobPath } = await setUp();
+      const retry = new RetryBackend(new MeteredBackend(backend), NETWORK_RETRY_POLICY, new RateLimiter(0));
+      proxy.faults.push({ status: 404 }, { status: 404 }, { status: 404 }, { status: 404 });
+      assert.ok((await retry.read(id, 7, 70)).equals(BLOB.subarray(7, 77)));
+      assert.equal(proxy.forwarded.length, 3, 'three attempts through the proxy');
+      assert.deepEqual(split(registry, blobPath), { viaProxy: 0, direct: 1 }, 'the fourth went to the registry directly');
+    }
+    {
+      const { registry, proxy, backend, id, blobPath } = await setUp({ proxy: { fallback: false } });
+      const retry = new RetryBackend(new MeteredBackend(backend), NETWORK_RETRY_POLICY, new RateLimiter(0));
+      proxy.faults.push({ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 });
+      await assert.rejects(retry.read(id, 7, 70), /failed after 4 attempts: the registry answered 500: injected 500/);
+      assert.equal(proxy.forwarded.length, 4, 'every attempt through the proxy');
+      assert.deepEqual(split(registry, blobPath), { viaProxy: 0, direct: 0 });
+    }
   });
 
   it('https registry: tunnelled with CONNECT, TLS verified end to end; use_http rewrites it to http from the first request on', async () => {

@@ -1,8 +1,10 @@
 // HTTP proxy mode (nydusd-runtime.md 7.5): a transport that sends a backend's requests through a Dragonfly-style
 // forward proxy (dfdaemon's proxy port) and falls back to the origin when allowed.
 //
-// Per request: with no proxy URL, or `bypassProxy` (7.4's last on-demand retry and the retry after a Dragonfly 429),
-// directly. Otherwise, when the proxy is healthy (proxy-health.ts; always, without `ping_url`): through the proxy with
+// Per request: with no proxy URL, directly. `bypassProxy` (7.4's last on-demand retry and the retry after a Dragonfly
+// 429) goes directly too, but only while `fallback` is on: with `fallback: false` nothing ever goes to the origin
+// directly (issue 11 acceptance: a dead proxy without fallback is a clear error, not a read served around it; the
+// reference's retry would bypass it once). Otherwise, when the proxy is healthy (proxy-health.ts; always, without `ping_url`): through the proxy with
 // the Dragonfly headers; a transport error or a status >= 500 is resent directly when `fallback` is on, and is the
 // answer when it is off. When unhealthy: directly with `fallback`, else the error "proxy is not healthy and fallback is
 // disabled". An answer the proxy marks `X-Dragonfly-Error-Type: proxy` becomes an error with a code the retry policy
@@ -116,11 +118,11 @@ export class ProxyTransport implements HttpTransport {
   async request(req: HttpRequest): Promise<HttpResponse> {
     this.lastActivity = Date.now();
     const via = this.via;
-    if (!via || req.bypassProxy) {
+    const { fallback } = this.opts.proxy;
+    if (!via || (req.bypassProxy && fallback)) {
       this.counts.direct++;
       return this.direct.request(req);
     }
-    const { fallback } = this.opts.proxy;
     if (!this.healthy) {
       if (!fallback) throw new NetworkError(`proxy is not healthy and fallback is disabled (proxy ${via.proxyOrigin})`, 'ND_ERR_PROXY');
       this.counts.direct++;
