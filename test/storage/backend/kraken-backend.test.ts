@@ -166,6 +166,13 @@ describe('kraken backend', () => {
     }
   });
 
+  it('refuses a spool_dir it cannot make its spool directory in, at creation', () => {
+    assert.throws(
+      () => new KrakenBackend(krakenConfigFor(agent, { spool_dir: '/nonexistent/spool' })),
+      (err: Error) => /^spool_dir: cannot make a spool directory in \/nonexistent\/spool: ENOENT/.test(err.message) && (err as { code?: string }).code === 'ND_ERR_CONFIG',
+    );
+  });
+
   it('refuses a blob id that is not a sha256 digest, before any request', async () => {
     const b = new KrakenBackend(krakenConfigFor(agent));
     const n = agent.requests.length;

@@ -37,7 +37,7 @@ export class KrakenBackend implements BlobBackend {
   private readonly probe: HttpClient;
   private readonly spools = new Map<string, BlobSpool>();
   private readonly agentName: string;
-  private dir: string | undefined;
+  private readonly dir: string;
   private closed = false;
   private readonly log?: Log;
 
@@ -51,6 +51,14 @@ export class KrakenBackend implements BlobBackend {
     const probe = new HttpClient({ timeout: config.timeout || 10, connectTimeout: config.connect_timeout, connections: 1, ...tls });
     this.health = new AgentHealth(new URL('/health', config.agent), probe, config.check_interval, this.agentName, opts.log);
     this.probe = probe;
+    // made now: a spool_dir that cannot hold it fails the mount, not every read
+    const parent = config.spool_dir || os.tmpdir();
+    try {
+      this.dir = mkdtempSync(path.join(parent, 'nydus-kraken-'));
+    } catch (err) {
+      this.health.stop();
+      throw new NetworkError(`spool_dir: cannot make a spool directory in ${parent}: ${(err as Error).message}`, 'ND_ERR_CONFIG', { cause: err });
+    }
   }
 
   private checkId(blobId: string): void {
@@ -63,7 +71,6 @@ export class KrakenBackend implements BlobBackend {
     const cur = this.spools.get(blobId);
     if (cur && cur.state !== 'failed') return cur;
     if (!this.health.healthy) throw new NetworkError(`${this.agentName} is unhealthy (${this.health.reason}); not downloading`, 'ND_ERR_CONNECT');
-    this.dir ??= mkdtempSync(path.join(this.config.spool_dir || os.tmpdir(), 'nydus-kraken-'));
     const url = new URL(`/namespace/${encodeURIComponent(this.config.namespace)}/blobs/sha256:${blobId}`, this.config.agent);
     this.downloads++;
     const s = new BlobSpool({
@@ -127,6 +134,6 @@ export class KrakenBackend implements BlobBackend {
     await Promise.allSettled(spools.map((s) => s.finished));
     await this.http.close();
     await this.probe.close();
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
