@@ -108,7 +108,7 @@ describe('nydusd through a real Kraken cluster', { timeout: 900_000 }, () => {
     assert.deepEqual(readdirSync(d.spoolDir), [], 'the spool directory went with the backend');
   });
 
-  it('agent killed: registry backend cold reads EIO in bounded time, cached ones right; kraken backend serves its spool, a fresh one fails fast; back: all right', { timeout: 600_000 }, async () => {
+  it('agent killed: registry backend cold reads EIO in bounded time, cached ones right; kraken backend serves its spool, a fresh one fails fast; back: all right', { timeout: 600_000 }, async (t) => {
     const r = await startRegistryDaemon(path.join(work, 'registry-kill'), { host: agentRegistryHost(), repo: REPO, timeout: TIMEOUT_S });
     const k1 = await startKrakenDaemon(path.join(work, 'kraken-kill-1'), kraken.serverUrl);
     assertAllRight(await readFiles(r.mnt, groups.A, 120_000), 'registry backend, group A, agent up');
@@ -122,6 +122,7 @@ describe('nydusd through a real Kraken cluster', { timeout: 900_000 }, () => {
     const failed = await readFiles(r.mnt, cold, cold.length * FAIL_BOUND_MS);
     assertAllEio(failed, 'registry backend, agent down');
     for (const [f, res] of failed) assert.ok(res.ms < FAIL_BOUND_MS, `${f} took ${res.ms} ms`);
+    t.diagnostic(`registry backend, agent down: slowest EIO ${Math.max(...[...failed.values()].map((x) => x.ms))} ms`);
     assert.ok(r.daemon.stderr.split('\n').some((l) => l.includes(FIXTURE.blobId) && /ERROR/.test(l)), 'a log line names the blob of the failed read');
 
     // the whole blob is in k1's spool: every file, cached or not, is answered without the agent
@@ -133,6 +134,7 @@ describe('nydusd through a real Kraken cluster', { timeout: 900_000 }, () => {
     const k2Failed = await readFiles(k2.mnt, groups.A, groups.A.length * FAIL_BOUND_MS);
     assertAllEio(k2Failed, 'fresh kraken backend, agent down');
     for (const [f, res] of k2Failed) assert.ok(res.ms < FAIL_BOUND_MS, `${f} took ${res.ms} ms`);
+    t.diagnostic(`fresh kraken backend, agent down: slowest EIO ${Math.max(...[...k2Failed.values()].map((x) => x.ms))} ms`);
     const lines = k2.daemon.stderr.split('\n');
     assert.ok(lines.some((l) => /ERROR/.test(l) && l.includes(FIXTURE.blobId) && l.includes(`the Kraken agent at ${kraken.serverUrl}`)), 'a log line names the blob and the agent');
     assert.ok(lines.some((l) => l.includes(`kraken: the Kraken agent at ${kraken.serverUrl} is unhealthy`)), 'the agent was marked unhealthy');
