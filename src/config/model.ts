@@ -76,6 +76,28 @@ export interface HttpProxyConfig extends NetworkConfig {
   path: string;
 }
 
+/**
+ * Our extension, not a reference backend type (issue 11 scope 4; spec p2p-seeds.md 3): whole blobs from a Kraken agent
+ * server's `GET /namespace/<namespace>/blobs/sha256:<id>`, streamed once per blob into a spool file that chunk reads
+ * are answered from as soon as their bytes have arrived; `GET /health` drives a health check.
+ */
+export interface KrakenConfig {
+  /** the agent server, `http(s)://host:port` (no path, query or credentials) */
+  agent: string;
+  /** the Kraken namespace of the blobs: the image's repository, e.g. `library/debian` */
+  namespace: string;
+  /** seconds the agent may send nothing (before its answer, or between body bytes) before the download fails; 0 = none */
+  timeout: number;
+  /** seconds for connection set-up; 0 = none */
+  connect_timeout: number;
+  /** seconds between `GET /health` checks; 0 = no health checks */
+  check_interval: number;
+  /** where the backend makes its spool directory (removed on close); '' = the system temp dir */
+  spool_dir: string;
+  skip_verify: boolean;
+  ca_cert_files: string[];
+}
+
 /** `type` names the one sub-object that is present, as in the v2 document. */
 export type BackendConfig =
   | { type: 'localfs'; localfs: LocalFsConfig }
@@ -83,7 +105,8 @@ export type BackendConfig =
   | { type: 'registry'; registry: RegistryConfig }
   | { type: 'oss'; oss: OssConfig }
   | { type: 's3'; s3: S3Config }
-  | { type: 'http-proxy'; 'http-proxy': HttpProxyConfig };
+  | { type: 'http-proxy'; 'http-proxy': HttpProxyConfig }
+  | { type: 'kraken'; kraken: KrakenConfig };
 
 export type BackendType = BackendConfig['type'];
 

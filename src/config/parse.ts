@@ -6,11 +6,13 @@ import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 import {
   ConfigError, MAX_BATCH, MAX_TIMER_SEC,
-  type BackendConfig, type CacheConfig, type CacheType, type ConfigV2, type ConfigWarn, type NetworkConfig, type ObjectStoreConfig,
+  type BackendConfig, type CacheConfig, type KrakenConfig, type CacheType, type ConfigV2, type ConfigWarn, type NetworkConfig, type ObjectStoreConfig,
   type PrefetchConfig, type ProxyConfig, type RafsConfig,
 } from './model.js';
 
 const NETWORK_DEFAULTS = { skip_verify: false, timeout: 5, connect_timeout: 5, retry_limit: 0 };
+/** the kraken backend's (our extension): the agent answers only once it holds the whole blob, so `timeout` is generous */
+const KRAKEN_DEFAULTS = { timeout: 30, connect_timeout: 5, check_interval: 5 };
 const PROXY_DEFAULTS: ProxyConfig = {
   url: '', ping_url: '', fallback: true, check_interval: 5, use_http: false, check_pause_elapsed: 300, dragonfly_scheduler_endpoint: '',
 };
@@ -192,9 +194,40 @@ function backendV2(o: Obj, where: string, warn: ConfigWarn): BackendConfig {
       }
       return { type, 'http-proxy': { ...network(), addr, path: str('path') } };
     }
+    case 'kraken':
+      return { type, kraken: kraken(b, w, warn) };
     default:
       throw new ConfigError(`${where}: unknown backend type "${type}"`);
   }
+}
+
+/** The kraken backend (our extension, model.ts KrakenConfig): `agent` and `namespace` required, the agent a bare origin. */
+function kraken(b: Obj, w: string, warn: ConfigWarn): KrakenConfig {
+  const agent = field<string>(b, 'agent', 'string', '', w).trim();
+  const namespace = field<string>(b, 'namespace', 'string', '', w).trim();
+  if (!agent || !namespace) throw new ConfigError(`${w}: kraken needs "agent" (http://host:port of the agent server) and "namespace"`);
+  let url: URL;
+  try {
+    url = new URL(agent);
+  } catch {
+    throw new ConfigError(`${w}.agent: ${JSON.stringify(agent)} is not a URL (expected http://host:port)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${w}.agent: expected an http or https URL, got ${url.protocol}`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`${w}.agent: expected only scheme, host and port (http://host:port), got ${JSON.stringify(agent)}`);
+  }
+  const cas = b.ca_cert_files ?? [];
+  if (!Array.isArray(cas) || cas.some((d) => typeof d !== 'string')) throw new ConfigError(`${w}.ca_cert_files: expected an array of strings`);
+  return {
+    agent: url.origin,
+    namespace,
+    timeout: duration(b, 'timeout', KRAKEN_DEFAULTS.timeout, w, warn),
+    connect_timeout: duration(b, 'connect_timeout', KRAKEN_DEFAULTS.connect_timeout, w, warn),
+    check_interval: duration(b, 'check_interval', KRAKEN_DEFAULTS.check_interval, w, warn),
+    spool_dir: field<string>(b, 'spool_dir', 'string', '', w),
+    skip_verify: field(b, 'skip_verify', 'boolean', false, w),
+    ca_cert_files: cas as string[],
+  };
 }
 
 const CACHE_TYPES: readonly CacheType[] = ['', 'blobcache', 'filecache', 'fscache', 'dummycache'];

@@ -95,6 +95,21 @@ function backend(b: BackendConfig): Json {
       out['http-proxy'] = { addr: h.addr, path: h.path, ...network(h) };
       break;
     }
+    case 'kraken': {
+      // our extension: the key exists only for this type, so every reference-typed document stays as it was
+      const k = b.kraken;
+      out.kraken = {
+        agent: k.agent,
+        namespace: k.namespace,
+        timeout: k.timeout,
+        connect_timeout: k.connect_timeout,
+        check_interval: k.check_interval,
+        spool_dir: k.spool_dir,
+        skip_verify: k.skip_verify,
+        ca_cert_files: [...k.ca_cert_files],
+      };
+      break;
+    }
   }
   return out;
 }

@@ -41,15 +41,19 @@ function reportingFailures(inner: BlobBackend, onError: (message: string) => voi
 }
 
 /**
- * Live credential rotation (2.6): the backend hears `registry_auth` changes of its backend id in the dynamic store.
- * The store is seeded from this configuration now (2.6: "at backend creation"); the subscription ends with the backend.
+ * Live changes (2.6): the backend hears `registry_auth` (credential rotation), `proxy_url` (re-routing, DECISIONS.md
+ * row 10) and `dragonfly_scheduler_endpoint` changes of its backend id in the dynamic store. The store is seeded from
+ * this configuration now (2.6: "at backend creation"); the subscription ends with the backend.
  */
-function followingCredentials(backend: BlobBackend, backendId: string, config: ConfigV2, store: DynamicConfigStore): BlobBackend {
-  // decorators forward setCredential whatever is below them: the configuration says whether a credential exists
-  if (config.backend?.type !== 'registry' || !backend.setCredential) return backend;
+function followingDynamicConfig(backend: BlobBackend, backendId: string, config: ConfigV2, store: DynamicConfigStore): BlobBackend {
+  // decorators forward these whatever is below them: the configuration says whether the backend uses them
+  if (config.backend?.type !== 'registry') return backend;
   store.seed(backendId, config);
   const stop = store.subscribe((id, key, value) => {
-    if (id === backendId && key === 'registry_auth') backend.setCredential!(value);
+    if (id !== backendId) return;
+    if (key === 'registry_auth') backend.setCredential?.(value);
+    else if (key === 'proxy_url') backend.setProxyUrl?.(value);
+    else if (key === 'dragonfly_scheduler_endpoint') backend.setSchedulerEndpoint?.(value);
   });
   const close = backend.close.bind(backend);
   backend.close = async () => {
@@ -94,7 +98,7 @@ export function createRafsInstance(
   const v6 = bootstrap.superblock.version === 6;
   if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
   const created = createBackend(config.backend, { log });
-  const backend = opts.backendId !== undefined ? followingCredentials(created, opts.backendId, config, opts.store ?? dynamicConfig) : created;
+  const backend = opts.backendId !== undefined ? followingDynamicConfig(created, opts.backendId, config, opts.store ?? dynamicConfig) : created;
   const device = new BlobDevice(bootstrap.blobs, {
     backend,
     // retry, then failure reporting, above metering: every attempt metered, only the final failure reported (7.4)

@@ -6,7 +6,7 @@
 // "storage" server those redirects point at. Every process started here is killed when the test process exits.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -240,7 +240,6 @@ process.once('exit', () => {
 export class Registry {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
-  log = '';
 
   private constructor(
     readonly dir: string,
@@ -265,6 +264,19 @@ export class Registry {
 
   get running(): boolean {
     return this.child !== undefined;
+  }
+
+  private get logFile(): string {
+    return path.join(this.dir, 'registry.log');
+  }
+
+  /** What the registry has printed so far (all its runs). */
+  get log(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   private get configFile(): string {
@@ -298,11 +310,13 @@ export class Registry {
   /** Starts the process (again, after `stop`) and waits until `/v2/` answers. */
   async start(timeoutMs = 20_000): Promise<void> {
     if (this.child) throw new Error('the registry is already running');
-    const child = spawn('sh', ['-c', REGISTRY_WATCHDOG, 'registry', this.configFile], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    // The registry's output goes to a file, not a pipe: a test that reads a FUSE mount synchronously stops draining
+    // pipes, the registry then blocks writing its log, the daemon's backend reads wait for it, and the read hangs.
+    const out = openSync(this.logFile, 'a');
+    const child = spawn('sh', ['-c', REGISTRY_WATCHDOG, 'registry', this.configFile], { stdio: ['pipe', out, out], detached: true });
+    closeSync(out);
     this.child = child;
     liveRegistries.add(child);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
     this.exited = new Promise((r) =>
       child.once('close', () => {
         liveRegistries.delete(child);
@@ -326,6 +340,12 @@ export class Registry {
     if (!child) return;
     killGroup(child);
     await this.exited;
+  }
+
+  /** Where the registry's filesystem storage keeps a blob (a test may damage it there). */
+  blobFile(digest: string): string {
+    const hex = digest.replace(/^sha256:/, '');
+    return path.join(this.dir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
   }
 
   /** Stops the process and removes its directory (storage, config, htpasswd). */

@@ -1,5 +1,5 @@
 // End to end through the kernel: nydusd mounts fixture images whose blobs live in Debian's real `docker-registry`
-// (distribution 2.8, started on loopback by registry-server.ts), with the registry backend, anonymously and with
+// (distribution 2.8, started on loopback by test/helpers/registry.ts), with the registry backend, anonymously and with
 // htpasswd Basic auth. Asserted: the md5 of every file equals the fixture's expectation (the v5 smoke-test `.result`
 // listing; the v6 sample's source tree, its CI table fetched through the registry too); a cold read of one small file
 // fetches far less than its blob (the backend byte counters); a wrong credential makes reads fail with EIO, with the
@@ -9,8 +9,8 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { projectRoot, texture } from '../helpers/paths.js';
+import { basic, Registry, RegistryClient } from '../helpers/registry.js';
 import { cleanupDaemons, daemonMetrics, md5, mountImage, removeDir, requireEnv, runBounded, tempDir } from './helpers.js';
-import { pushBlob, startDockerRegistry, type DockerRegistry } from './registry-server.js';
 import { fileDigests, smokeResult, splitResult } from './tree-listing.js';
 
 const REPO = 'nydus/fixtures';
@@ -21,7 +21,7 @@ const SAMPLE = path.join(projectRoot, 'bootstrap-samples');
 const V6_BLOB = '658a9ddec51da29f8557ffe2a8d8dbe3d02eaf12f679a342e7fde271e0c77571';
 
 /** A v1 configuration as nydus-snapshotter writes it, with the registry backend. */
-function registryConfig(file: string, registry: DockerRegistry, workDir: string, auth?: string): string {
+function registryConfig(file: string, registry: Registry, workDir: string, auth?: string): string {
   const backend: Record<string, unknown> = { scheme: 'http', host: registry.host, repo: REPO, timeout: 2, connect_timeout: 2 };
   if (auth) backend.auth = auth;
   writeFileSync(file, JSON.stringify({
@@ -44,29 +44,32 @@ function expectedSums(): Map<string, string> {
 
 describe('nydusd with the registry backend against docker-registry', () => {
   let work: string;
-  const registries: DockerRegistry[] = [];
+  const registries: Registry[] = [];
   before(() => {
     requireEnv(['docker-registry', 'htpasswd', 'tree', 'md5sum', 'find', 'sort']);
     work = tempDir('registry');
   });
   after(async () => {
     await cleanupDaemons();
-    await Promise.all(registries.map((r) => r.stop()));
+    await Promise.all(registries.map((r) => r.destroy()));
     removeDir(work);
   });
 
   for (const mode of ['anonymous', 'htpasswd Basic auth'] as const) {
     it(`${mode}: every file right, a cold small read fetches a fraction of the blob`, { timeout: 120_000 }, async (t) => {
       const dir = path.join(work, mode.split(' ')[0]!);
-      const registry = await startDockerRegistry(path.join(dir, 'registry'), mode === 'anonymous' ? undefined : { name: 'nydus', password: 'pw-e2e' });
+      const user = mode === 'anonymous' ? undefined : { user: 'nydus', password: 'pw-e2e' };
+      const registry = await Registry.start(user ? { kind: 'htpasswd', users: { [user.user]: user.password } } : { kind: 'anonymous' }, path.join(dir, 'registry'));
       registries.push(registry);
+      const auth = user ? basic(user.user, user.password) : undefined;
+      const pusher = new RegistryClient(registry.url, user, 'pull,push');
       const v5Blob = readFileSync(texture('repeatable', 'blobs', V5_BLOB));
-      assert.equal(await pushBlob(registry, REPO, v5Blob), V5_BLOB);
-      assert.equal(await pushBlob(registry, REPO, readFileSync(path.join(SAMPLE, 'v6-zstd', 'blobs', V6_BLOB))), V6_BLOB);
+      assert.equal(await pusher.pushBlob(REPO, v5Blob), `sha256:${V5_BLOB}`);
+      assert.equal(await pusher.pushBlob(REPO, readFileSync(path.join(SAMPLE, 'v6-zstd', 'blobs', V6_BLOB))), `sha256:${V6_BLOB}`);
 
       // v5 fixture: one small file cold, then everything
       const mnt = path.join(dir, 'mnt-v5');
-      const cfg = registryConfig(path.join(dir, 'v5.json'), registry, path.join(dir, 'cache-v5'), registry.auth);
+      const cfg = registryConfig(path.join(dir, 'v5.json'), registry, path.join(dir, 'cache-v5'), auth);
       const d = await mountImage(['--config', cfg, '--bootstrap', V5_BOOTSTRAP, '--mountpoint', mnt, '--log-level', 'info'], mnt);
       try {
         const sums = expectedSums();
@@ -96,7 +99,7 @@ describe('nydusd with the registry backend against docker-registry', () => {
 
       // v6 sample (zstd): its CI table comes through the registry as well
       const mnt6 = path.join(dir, 'mnt-v6');
-      const cfg6 = registryConfig(path.join(dir, 'v6.json'), registry, path.join(dir, 'cache-v6'), registry.auth);
+      const cfg6 = registryConfig(path.join(dir, 'v6.json'), registry, path.join(dir, 'cache-v6'), auth);
       const d6 = await mountImage(['fuse', '--config', cfg6, '--bootstrap', path.join(SAMPLE, 'v6-zstd', 'bootstrap'), '--mountpoint', mnt6, '--log-level', 'info'], mnt6);
       try {
         const sums = fileDigests(mnt6);

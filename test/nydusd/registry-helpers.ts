@@ -66,6 +66,8 @@ export interface RegistryConfigOptions {
   blobRedirectedHost?: string;
   /** check every fetched chunk against its digest (v5 digest_validate and cache.validate) */
   validate?: boolean;
+  /** the backend's `proxy` object (spec 2.4: url, ping_url, fallback, check_interval, ...) */
+  proxy?: Record<string, unknown>;
 }
 
 /** A v1 configuration as nydus-snapshotter writes it for a registry (plain http on loopback). Returns its path. */
@@ -75,6 +77,7 @@ export function writeRegistryConfig(file: string, o: RegistryConfigOptions): str
   if (o.registryToken !== undefined) registry.registry_token = o.registryToken;
   if (o.blobUrlScheme !== undefined) registry.blob_url_scheme = o.blobUrlScheme;
   if (o.blobRedirectedHost !== undefined) registry.blob_redirected_host = o.blobRedirectedHost;
+  if (o.proxy !== undefined) registry.proxy = o.proxy;
   const cfg = {
     device: { backend: { type: 'registry', config: registry }, cache: { type: 'blobcache', validate: o.validate ?? false, config: { work_dir: o.workDir } } },
     mode: 'direct',

@@ -11,7 +11,7 @@ import { mountAt } from '../../src/fuse/mountinfo.js';
 import { diffSnapshots, snapshotDisk } from '../image/helpers.js';
 import { removeDir, requireEnv, run, tempDir } from '../nydusd/helpers.js';
 import { buildSourceImage, nydusify, nydusifyOk, NydusifyMount, requireTools, sha256, tamper, type SourceImage } from './helpers.js';
-import { registryBlobFile, startRegistry, type Registry } from './registry.js';
+import { Registry } from '../helpers/registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -41,7 +41,7 @@ describe('nydusify with a registry', () => {
     requireEnv(['docker-registry', 'htpasswd']);
     dir = tempDir('nydusify-registry');
     src = buildSourceImage(dir);
-    reg = await startRegistry(path.join(dir, 'registry'));
+    reg = await Registry.start({ kind: 'anonymous' }, path.join(dir, 'registry'));
     run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${src.layout}:v1`, `docker://${reg.host}/src:v1`]);
   });
 
@@ -134,7 +134,7 @@ describe('nydusify with a registry', () => {
 
   test('Basic auth: credentials from the docker config.json; none is a clear error', async () => {
     const user = { name: 'nydus', password: 's3cret-pass' };
-    authReg = await startRegistry(path.join(dir, 'auth-registry'), user);
+    authReg = await Registry.start({ kind: 'htpasswd', users: { [user.name]: user.password } }, path.join(dir, 'auth-registry'));
     run('skopeo', ['copy', '-q', '--dest-tls-verify=false', '--dest-creds', `${user.name}:${user.password}`, `oci:${src.layout}:v1`, `docker://${authReg.host}/src:v1`]);
     const dockerDir = path.join(dir, 'docker');
     mkdirSync(dockerDir);
@@ -163,8 +163,8 @@ describe('nydusify with a registry', () => {
   test('check fails naming the blob corrupted in the registry storage', async () => {
     const m = await getManifest(reg.host, 'nydus', 'v1');
     const victim = m.json.layers[1];
-    tamper(registryBlobFile(reg, victim.digest));
-    assert.notEqual(sha256(readFileSync(registryBlobFile(reg, victim.digest))), victim.digest);
+    tamper(reg.blobFile(victim.digest));
+    assert.notEqual(sha256(readFileSync(reg.blobFile(victim.digest))), victim.digest);
     const bad = await nydusify(['check', '--source', `${reg.host}/src:v1`, '--target', `${reg.host}/nydus:v1`, '--source-insecure', '--target-insecure']);
     assert.equal(bad.status, 1, bad.stdout);
     assert.match(bad.stderr, new RegExp(`blob ${victim.digest} is corrupt: its ${victim.size} bytes hash to sha256:[0-9a-f]{64}`));

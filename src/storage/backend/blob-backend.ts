@@ -16,9 +16,10 @@ export interface BlobBackend {
    * blob or a transport failure rejects with BackendError; `signal` aborts the read. `into` (exactly `length` bytes)
    * is memory the caller offers for the answer (the blob cache's arena): a backend may read into it and return it, or
    * ignore it and return its own. Once a read fails or is aborted, the caller never reuses `into`: a read given up
-   * may still be writing into it below. `kind` says who waits for it (default on-demand).
+   * may still be writing into it below. `kind` says who waits for it (default on-demand). `bypassProxy`: never through
+   * a proxy (the retry policy's last on-demand attempt, nydusd-runtime.md 7.4); backends without one ignore it.
    */
-  read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer>;
+  read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer>;
   /** the blob's size in bytes (used to find trailers such as the ToC) */
   size(blobId: string): Promise<number>;
   close(): Promise<void>;
@@ -29,6 +30,13 @@ export interface BlobBackend {
    * PUT /api/v1/config `registry_auth` (nydusd-runtime.md 2.6); '' drops it. The value is a secret: never logged.
    */
   setCredential?(value: string): void;
+  /**
+   * Network backends: the proxy URL changed through PUT /api/v1/config `proxy_url` (2.6, DECISIONS.md row 10); '' turns
+   * proxying off. A URL that cannot work is refused with a log line and the proxy in use stays.
+   */
+  setProxyUrl?(url: string): void;
+  /** Network backends: `dragonfly_scheduler_endpoint` changed (2.6); SDK mode is out of scope, so it is only logged. */
+  setSchedulerEndpoint?(endpoint: string): void;
 }
 
 export class BackendError extends Error {

@@ -21,7 +21,13 @@ export type BackendErrorCode =
   /** a redirect without a usable Location, or a redirect target that failed */
   | 'ND_ERR_REDIRECT'
   /** the backend has been closed */
-  | 'ND_ERR_CLOSED';
+  | 'ND_ERR_CLOSED'
+  /** proxy mode (7.5): the proxy is unhealthy and fallback is disabled, or the proxy itself answered an error */
+  | 'ND_ERR_PROXY'
+  /** a Dragonfly proxy error 429 (`X-Dragonfly-Error-Type: proxy`): rate limited; retried directly (7.4) */
+  | 'ND_ERR_PROXY_RATE_LIMITED'
+  /** a Dragonfly proxy error 403: forbidden; never retried (7.4) */
+  | 'ND_ERR_PROXY_FORBIDDEN';
 
 /**
  * A failure of the HTTP layer or of a protocol on it (registry auth, redirects), before it is tied to a blob.

@@ -3,6 +3,7 @@
 import type { BackendConfig } from '../../config/model.js';
 import type { Log } from '../../log.js';
 import type { BlobBackend } from './blob-backend.js';
+import { KrakenBackend } from './kraken/kraken.js';
 import { LocalFsBackend } from './localfs.js';
 import { RegistryBackend } from './registry/registry.js';
 import { NETWORK_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
@@ -31,6 +32,13 @@ export function createBackend(config: BackendConfig | undefined, opts: CreateBac
       } catch (err) {
         throw new Error(`registry backend ${config.registry.host}/${config.registry.repo}: ${(err as Error).message}`, { cause: err });
       }
+    case 'kraken':
+      // our extension (issue 11 scope 4): its `timeout` bounds the agent's silence, not each read (kraken/spool.ts)
+      try {
+        return new KrakenBackend(config.kraken, { log: opts.log });
+      } catch (err) {
+        throw new Error(`kraken backend ${config.kraken.agent}: ${(err as Error).message}`, { cause: err });
+      }
     default:
       throw new Error(`backend type "${config.type}" is not supported by this nydusd yet`);
   }
@@ -43,6 +51,7 @@ export function retryPolicyOf(config: BackendConfig | undefined): RetryPolicy | 
     case 'oss':
     case 's3':
     case 'http-proxy':
+    case 'kraken':
       return NETWORK_RETRY_POLICY;
     default:
       return undefined;

@@ -43,13 +43,13 @@ export class MeteredBackend implements BlobBackend {
     this.observers.push(fn);
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer> {
     this.stats.reads++;
     this.pending++;
     const t0 = performance.now();
     let failed = true;
     try {
-      const data = await this.inner.read(blobId, offset, length, signal, into, kind);
+      const data = await this.inner.read(blobId, offset, length, signal, into, kind, bypassProxy);
       this.stats.bytes += data.length;
       failed = false;
       this.log?.('debug', `backend ${this.kind}: read blob ${blobId} offset ${offset} length ${length} in ${(performance.now() - t0).toFixed(1)} ms`);
@@ -71,6 +71,14 @@ export class MeteredBackend implements BlobBackend {
 
   setCredential(value: string): void {
     this.inner.setCredential?.(value);
+  }
+
+  setProxyUrl(url: string): void {
+    this.inner.setProxyUrl?.(url);
+  }
+
+  setSchedulerEndpoint(endpoint: string): void {
+    this.inner.setSchedulerEndpoint?.(endpoint);
   }
 
   close(): Promise<void> {

@@ -4,11 +4,16 @@
 // a random 100-1000 ms. After the last failure the error names the blob, the range, the attempts and the last error.
 // A read its caller aborted is not retried.
 //
+// Proxy rows of 7.4: the last on-demand retry goes around the proxy (`bypassProxy`); a Dragonfly proxy error 403 is
+// not retried; a Dragonfly 429 is retried at once around the proxy, after the limiter, when on-demand, and not retried
+// when prefetch (errors.ts codes ND_ERR_PROXY_FORBIDDEN, ND_ERR_PROXY_RATE_LIMITED, set by http/proxy.ts).
+//
 // Order with metering (device.ts): Retry(Metered(backend)). Metering sits below the retry, so every attempt is
 // counted and timed in the backend metrics (7.4: "every attempt is recorded"), and the failure reporting above the
 // retry (the events ring, 3.5.3) sees only the final failure. Local backends (localfs) get no retry decorator.
 import type { Log } from '../../log.js';
 import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
+import { errorCode } from './errors.js';
 
 export interface RetryPolicy {
   /** retries after the first attempt */
@@ -80,32 +85,42 @@ export class RetryBackend implements BlobBackend {
   }
 
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind: ReadKind = 'on-demand'): Promise<Buffer> {
-    const retries = this.policy.retries[kind];
+    let retries = this.policy.retries[kind];
     let last: unknown;
+    /** the next attempt goes around the proxy after the limiter (a Dragonfly 429, 7.4) */
+    let rateLimited = false;
     for (let attempt = 0; attempt <= retries; attempt++) {
+      const lastOnDemand = kind === 'on-demand' && attempt > 0 && attempt === retries;
       if (attempt > 0) {
         this.retried++;
         if (kind === 'prefetch') {
           const { min, max } = this.policy.prefetchDelayMs;
           await sleep(min + Math.random() * (max - min), signal);
-        } else if (attempt === retries) {
+        } else if (lastOnDemand || rateLimited) {
           await this.limiter.take(signal);
         }
       }
       try {
         // `into` is offered again: the backends under this decorator stop writing into it once a read has failed
         // (registry: body.ts copies synchronously; see BlobBackend.read)
-        return await this.inner.read(blobId, offset, length, signal, into, kind);
+        return await this.inner.read(blobId, offset, length, signal, into, kind, lastOnDemand || rateLimited);
       } catch (err) {
         if (signal?.aborted) throw err;
         last = err;
+        const code = errorCode(err);
+        rateLimited = false;
+        if (code === 'ND_ERR_PROXY_FORBIDDEN' || (code === 'ND_ERR_PROXY_RATE_LIMITED' && kind === 'prefetch')) {
+          retries = attempt;
+        } else if (code === 'ND_ERR_PROXY_RATE_LIMITED') {
+          rateLimited = true;
+        }
         if (attempt < retries) this.log?.('debug', `${this.kind}: blob ${blobId} [${offset}, +${length}) attempt ${attempt + 1} failed: ${(err as Error).message}; retrying`);
       }
     }
     const e = last as Error;
     // the backend's own error already names blob and range: its cause is the news
     const detail = e instanceof BackendError && e.cause instanceof Error ? e.cause.message : e.message;
-    const message = `${this.kind}: reading blob ${blobId} [${offset}, +${length}) failed after ${retries + 1} attempts: ${detail}`;
+    const message = `${this.kind}: reading blob ${blobId} [${offset}, +${length}) failed after ${retries + 1} attempt${retries ? 's' : ''}: ${detail}`;
     this.log?.('error', message);
     throw new BackendError(message, blobId, { cause: last, code: (last as BackendError).code });
   }
@@ -116,6 +131,14 @@ export class RetryBackend implements BlobBackend {
 
   setCredential(value: string): void {
     this.inner.setCredential?.(value);
+  }
+
+  setProxyUrl(url: string): void {
+    this.inner.setProxyUrl?.(url);
+  }
+
+  setSchedulerEndpoint(endpoint: string): void {
+    this.inner.setSchedulerEndpoint?.(endpoint);
   }
 
   close(): Promise<void> {

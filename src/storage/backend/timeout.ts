@@ -29,7 +29,7 @@ class TimeoutBackend implements BlobBackend {
     return this.inner.abandoned ?? 0;
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer> {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -41,7 +41,7 @@ class TimeoutBackend implements BlobBackend {
       }, this.ms);
     });
     try {
-      return await Promise.race([this.inner.read(blobId, offset, length, ctl.signal, into, kind), expired]);
+      return await Promise.race([this.inner.read(blobId, offset, length, ctl.signal, into, kind, bypassProxy), expired]);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -54,6 +54,14 @@ class TimeoutBackend implements BlobBackend {
 
   setCredential(value: string): void {
     this.inner.setCredential?.(value);
+  }
+
+  setProxyUrl(url: string): void {
+    this.inner.setProxyUrl?.(url);
+  }
+
+  setSchedulerEndpoint(endpoint: string): void {
+    this.inner.setSchedulerEndpoint?.(endpoint);
   }
 
   close(): Promise<void> {

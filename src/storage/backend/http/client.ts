@@ -4,12 +4,14 @@
 // (headers.ts); redirects never followed here (the registry follows them itself, 7.2); HTTP(S)_PROXY ignored (a Pool
 // connects directly, whatever the environment says).
 //
-// Seam for proxy mode (7.5): backends send through the `HttpTransport` interface, so a proxying transport (the
-// Dragonfly forward proxy with fallback) can wrap this one without the backends changing; token requests keep using a
-// direct transport.
-import { Pool } from 'undici';
+// Proxy mode (7.5): backends send through the `HttpTransport` interface; proxy.ts wraps a direct client and a client
+// made with `forwardProxy` (every request sent to that proxy: http:// targets in absolute-form through a Pool aimed at
+// the proxy, anchors.md 4.2; https:// targets tunnelled with CONNECT) and decides per request which one to use. Token
+// requests keep using a direct transport.
+import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { ReadKind } from '../blob-backend.js';
 import { NetworkError, errorCode } from '../errors.js';
 import { defaultHeaders } from './headers.js';
 import { tlsOptions } from './tls.js';
@@ -31,6 +33,10 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: RequestBody;
   signal?: AbortSignal;
+  /** who waits for the answer: sets the Dragonfly priority of a proxied request (7.5); default on-demand */
+  kind?: ReadKind;
+  /** never through a proxy (7.4: the last on-demand retry and a retry after a Dragonfly 429 bypass it) */
+  bypassProxy?: boolean;
 }
 
 export interface HttpResponse {
@@ -67,6 +73,11 @@ export interface HttpClientOptions {
   headers?: Record<string, string>;
   /** connections per origin (default CONNECTIONS_PER_ORIGIN) */
   connections?: number;
+  /**
+   * A forward proxy (`http://host:port`) every request goes to (7.5): http:// targets in absolute-form, https://
+   * targets through CONNECT. Transport failures then name the proxy, which is what failed.
+   */
+  forwardProxy?: string;
 }
 
 /** One line for a transport failure, and its code. */
@@ -97,7 +108,8 @@ function firstHeader(headers: IncomingHttpHeaders, name: string): string | undef
 }
 
 export class HttpClient implements HttpTransport {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, Dispatcher>();
+  private readonly forward?: URL;
   private readonly tls: { ca?: string[]; rejectUnauthorized: boolean };
   private readonly extraHeaders: Record<string, string>;
   private closed = false;
@@ -106,6 +118,21 @@ export class HttpClient implements HttpTransport {
     // CA files are read now: a bad one fails the backend's creation, not its first read (2.4)
     this.tls = tlsOptions({ caCertFiles: opts.caCertFiles, skipVerify: opts.skipVerify });
     this.extraHeaders = opts.headers ?? defaultHeaders();
+    if (opts.forwardProxy !== undefined) {
+      let u: URL;
+      try {
+        u = new URL(opts.forwardProxy);
+      } catch {
+        throw new NetworkError(`proxy URL ${JSON.stringify(opts.forwardProxy)} is not a URL`, 'ND_ERR_CONFIG');
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new NetworkError(`proxy URL ${JSON.stringify(opts.forwardProxy)}: only http:// and https:// proxies are supported`, 'ND_ERR_CONFIG');
+      this.forward = u;
+    }
+  }
+
+  /** the forward proxy's origin, when this client sends through one */
+  get proxyOrigin(): string | undefined {
+    return this.forward?.origin;
   }
 
   /** the whole-exchange timeout in seconds (0 = none) */
@@ -113,7 +140,31 @@ export class HttpClient implements HttpTransport {
     return this.opts.timeout;
   }
 
-  private pool(url: URL): Pool {
+  private pool(url: URL): Dispatcher {
+    // through a forward proxy: one Pool at the proxy for every http:// target, one CONNECT agent for https:// ones
+    if (this.forward) return url.protocol === 'http:' ? this.originPool(this.forward) : this.tunnel();
+    return this.originPool(url);
+  }
+
+  private tunnel(): Dispatcher {
+    let p = this.pools.get('CONNECT');
+    if (!p) {
+      const connectMs = Math.min(this.opts.connectTimeout * 1000, TIMER_MAX_MS);
+      p = new ProxyAgent({
+        uri: this.forward!.href,
+        connections: this.opts.connections ?? CONNECTIONS_PER_ORIGIN,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        proxyTls: { timeout: connectMs, ...(this.forward!.protocol === 'https:' ? this.tls : {}) },
+        requestTls: { timeout: connectMs, ...this.tls },
+      });
+      this.pools.set('CONNECT', p);
+    }
+    return p;
+  }
+
+  private originPool(url: URL): Dispatcher {
     const origin = url.origin;
     let p = this.pools.get(origin);
     if (!p) {
@@ -155,13 +206,19 @@ export class HttpClient implements HttpTransport {
       req.signal?.removeEventListener('abort', onAbort);
     };
     const body = typeof req.body === 'function' ? req.body() : req.body;
+    const headers0 = { ...this.extraHeaders, ...lowerCase(req.headers ?? {}) };
+    // absolute-form to the proxy for an http:// target (7.5), with the target's Host
+    const absolute = this.forward !== undefined && url.protocol === 'http:';
+    if (absolute) headers0.host = url.host;
+    // a transport failure is the proxy's when there is one: that is what we connect to
+    const failing = this.forward ?? url;
     let res;
     try {
       res = await this.pool(url).request({
-        origin: url.origin,
-        path: url.pathname + url.search,
+        origin: absolute ? this.forward!.origin : url.origin,
+        path: absolute ? url.href : url.pathname + url.search,
         method: req.method,
-        headers: { ...this.extraHeaders, ...lowerCase(req.headers ?? {}) },
+        headers: headers0,
         body: body as never,
         signal: ctl.signal,
       });
@@ -169,13 +226,13 @@ export class HttpClient implements HttpTransport {
       done();
       if (req.signal?.aborted && err === req.signal.reason) throw err;
       if (errorCode(err)) throw err;
-      throw transportError(err, url, timeoutSec);
+      throw transportError(err, failing, timeoutSec);
     }
     const stream = res.body as unknown as Readable;
     // the timer runs until the body is consumed or dropped: `timeout` covers the whole exchange (7.1)
     stream.once('close', done);
     const headers = res.headers as IncomingHttpHeaders;
-    const mapError = (err: unknown): unknown => bodyError(err, url, timeoutSec, req.signal);
+    const mapError = (err: unknown): unknown => bodyError(err, failing, timeoutSec, req.signal);
     return {
       status: res.statusCode,
       headers,

@@ -20,6 +20,7 @@
 import type { Log } from '../../../log.js';
 import { NetworkError, errorCode } from '../errors.js';
 import { HttpClient, type HttpMethod, type HttpResponse, type HttpTransport, type RequestBody } from '../http/client.js';
+import type { ReadKind } from '../blob-backend.js';
 import { RegistryAuth, type Authorization } from './auth.js';
 import { parseChallenge } from './challenge.js';
 import { redirectTarget } from './redirect.js';
@@ -40,7 +41,7 @@ export interface RegistryClientOptions {
   blobUrlScheme?: string;
   blobRedirectedHost?: string;
   /**
-   * Where registry and redirect requests go (later: a proxying transport, 7.5). Default: an HttpClient made from
+   * Where registry and redirect requests go (a proxying transport in proxy mode, 7.5). Default: an HttpClient made from
    * the network options below, closed with this client.
    */
   transport?: HttpTransport;
@@ -66,6 +67,10 @@ export interface RegistryRequest {
   /** resent as is after a 401: bytes, or a function returning a fresh stream each time */
   body?: RequestBody;
   signal?: AbortSignal;
+  /** who waits (the Dragonfly priority in proxy mode, 7.5) */
+  kind?: ReadKind;
+  /** never through a proxy (7.4) */
+  bypassProxy?: boolean;
 }
 
 /** Statuses that say the first request did not get through authentication (or the registry is struggling). */
@@ -171,12 +176,12 @@ export class RegistryClient {
    */
   follow(location: string | undefined, req: Omit<RegistryRequest, 'path'>, base?: URL): Promise<HttpResponse> {
     const url = redirectTarget(location, base ?? new URL(this.origin), this.rewrite);
-    return this.transport.request({ method: req.method, url, headers: withoutAuthorization(req.headers), body: req.body, signal: req.signal });
+    return this.transport.request({ method: req.method, url, headers: withoutAuthorization(req.headers), body: req.body, signal: req.signal, kind: req.kind, bypassProxy: req.bypassProxy });
   }
 
   /** Sends to a URL that is not the registry (a cached redirect target): never with Authorization. */
   direct(url: URL, req: Omit<RegistryRequest, 'path'>): Promise<HttpResponse> {
-    return this.transport.request({ method: req.method, url, headers: withoutAuthorization(req.headers), body: req.body, signal: req.signal });
+    return this.transport.request({ method: req.method, url, headers: withoutAuthorization(req.headers), body: req.body, signal: req.signal, kind: req.kind, bypassProxy: req.bypassProxy });
   }
 
   /** The redirect target of a Location, rewritten as configured. */
@@ -222,7 +227,7 @@ export class RegistryClient {
       const toRegistry = url.origin === this.origin;
       const headers = withoutAuthorization(req.headers);
       if (authorization && toRegistry) headers.authorization = authorization;
-      const res = await this.transport.request({ method: req.method, url, headers, body: req.body, signal: req.signal });
+      const res = await this.transport.request({ method: req.method, url, headers, body: req.body, signal: req.signal, kind: req.kind, bypassProxy: req.bypassProxy });
       return Object.assign(res, { toRegistry });
     };
     try {

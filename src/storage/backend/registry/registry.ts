@@ -9,6 +9,7 @@ import { BackendError, type BlobBackend, type ReadKind } from '../blob-backend.j
 import { NetworkError, errorCode, type BackendErrorCode } from '../errors.js';
 import { readExactly } from '../http/body.js';
 import { HttpClient, type HttpResponse, type HttpTransport } from '../http/client.js';
+import { ProxyTransport } from '../http/proxy.js';
 import { RegistryClient } from './client.js';
 import { checkCredential } from './credential.js';
 import { RedirectCache } from './redirect.js';
@@ -20,10 +21,12 @@ export interface RegistryBackendOptions {
   /** the credential when the configuration has no `auth` (IMAGE_PULL_AUTH, 1.6); checked like `auth` */
   envCredential?: string;
   /**
-   * The seam for proxy mode (7.5): the transport registry and redirect requests go through, built around the direct
-   * client (e.g. a Dragonfly proxy with fallback to `direct`). Token requests always use `direct` (7.3). Default: direct.
+   * The transport registry and redirect requests go through, built around the direct client. Token requests always
+   * use `direct` (7.3). Default: the proxy transport of proxy mode (7.5; direct while no proxy URL is set).
    */
   route?: (direct: HttpClient) => HttpTransport;
+  /** injected for tests: the proxy health check's ping (http/proxy-health.ts) */
+  ping?: (url: URL, signal: AbortSignal) => Promise<number>;
   log?: Log;
 }
 
@@ -39,6 +42,8 @@ export class RegistryBackend implements BlobBackend {
   readonly client: RegistryClient;
   readonly redirects = new RedirectCache();
   private readonly http: HttpClient;
+  /** proxy mode (7.5), unless a route was given */
+  readonly proxy?: ProxyTransport;
   private readonly log?: Log;
 
   constructor(config: RegistryConfig, opts: RegistryBackendOptions = {}) {
@@ -53,9 +58,15 @@ export class RegistryBackend implements BlobBackend {
       caCertFiles: config.ca_cert_files,
     });
     this.log = opts.log;
-    if (config.proxy.url && !opts.route) {
-      // proxy mode (7.5) is not built yet: say so once rather than pretend
-      opts.log?.('warn', `registry ${config.host}: proxy mode is not supported yet; proxy.url is ignored and requests go directly to the registry`);
+    if (!opts.route) {
+      // always there, so that a proxy_url set later through the API re-routes traffic (DECISIONS.md row 10)
+      this.proxy = new ProxyTransport(this.http, {
+        proxy: config.proxy,
+        network: { timeout: config.timeout, connectTimeout: config.connect_timeout, skipVerify: config.skip_verify, caCertFiles: config.ca_cert_files },
+        name: `registry ${config.host}`,
+        log: opts.log,
+        ping: opts.ping,
+      });
     }
     this.client = new RegistryClient({
       scheme: config.scheme,
@@ -65,7 +76,7 @@ export class RegistryBackend implements BlobBackend {
       registryToken: config.registry_token?.trim() || undefined,
       blobUrlScheme: config.blob_url_scheme,
       blobRedirectedHost: config.blob_redirected_host,
-      transport: opts.route ? opts.route(this.http) : this.http,
+      transport: opts.route ? opts.route(this.http) : this.proxy!,
       direct: this.http,
       skipVerify: config.skip_verify,
       log: opts.log,
@@ -76,13 +87,13 @@ export class RegistryBackend implements BlobBackend {
     if (!BLOB_ID.test(blobId)) throw new BackendError(`registry: blob id ${JSON.stringify(blobId)} cannot name a blob`, blobId, { code: 'ND_ERR_CONFIG' });
   }
 
-  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, _kind?: ReadKind): Promise<Buffer> {
+  async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer> {
     this.checkId(blobId);
     const what = `registry: blob ${blobId} [${offset}, +${length})`;
     if (length === 0) return into?.length === 0 ? into : Buffer.alloc(0);
     const headers = { range: `bytes=${offset}-${offset + length - 1}` };
     try {
-      const res = await this.ranged(blobId, headers, signal);
+      const res = await this.ranged(blobId, headers, { signal, kind, bypassProxy });
       return await this.body(res, offset, length, into, what);
     } catch (err) {
       throw this.wrap(err, what, blobId, signal);
@@ -90,27 +101,27 @@ export class RegistryBackend implements BlobBackend {
   }
 
   /** The answer to a range GET: from the cached redirect target, or the registry (and a redirect it names). */
-  private async ranged(blobId: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+  private async ranged(blobId: string, headers: Record<string, string>, how: Via): Promise<HttpResponse> {
     const cached = this.redirects.get(blobId);
     if (cached) {
-      const res = await this.client.direct(cached, { method: 'GET', headers, signal });
+      const res = await this.client.direct(cached, { method: 'GET', headers, ...how });
       // 7.2 step 2: 401/403 from the redirect target means the signed URL expired; ask the registry again
       if (res.status !== 401 && res.status !== 403) return res;
       await res.discard();
       this.redirects.drop(blobId);
       this.log?.('debug', `registry: redirect of blob ${blobId} answered ${res.status}; resolving it again`);
     }
-    const res = await this.client.request({ method: 'GET', path: `blobs/sha256:${blobId}`, headers, signal });
+    const res = await this.client.request({ method: 'GET', path: `blobs/sha256:${blobId}`, headers, ...how });
     if (res.status < 300 || res.status >= 400) return res;
-    return this.followRedirect(blobId, res, headers, signal);
+    return this.followRedirect(blobId, res, headers, how);
   }
 
-  /** 7.2 step 5: follow a 3xx (no Authorization), require 200-399, cache the target for this blob. */
-  private async followRedirect(blobId: string, res: HttpResponse, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+  /** 7.2 step 5: follow a 3xx (no Authorization; through the proxy like any request, 7.5), require 200-399, cache the target for this blob. */
+  private async followRedirect(blobId: string, res: HttpResponse, headers: Record<string, string>, how: Via): Promise<HttpResponse> {
     const location = res.header('location');
     await res.discard();
     const target = this.client.redirectTarget(location, this.client.url(`blobs/sha256:${blobId}`));
-    const answer = await this.client.direct(target, { method: 'GET', headers, signal });
+    const answer = await this.client.direct(target, { method: 'GET', headers, ...how });
     if (!isSuccess(answer.status) || (answer.status >= 300 && answer.status < 400)) {
       const text = await answer.text(512).catch(() => '');
       throw new NetworkError(`redirect target ${target.protocol}//${target.host} answered ${answer.status}${snippet(text)}`, 'ND_ERR_REDIRECT', { status: answer.status });
@@ -191,10 +202,31 @@ export class RegistryBackend implements BlobBackend {
     this.client.setCredential(credential ?? '');
   }
 
+  setProxyUrl(url: string): void {
+    if (!this.proxy) return;
+    try {
+      this.proxy.setUrl(url);
+    } catch (err) {
+      this.log?.('warn', `registry: proxy_url ${JSON.stringify(url)} refused (${(err as Error).message}); the proxy in use (${this.proxy.proxyUrl || 'none'}) stays`);
+    }
+  }
+
+  setSchedulerEndpoint(endpoint: string): void {
+    if (endpoint) this.proxy?.schedulerEndpointSet();
+  }
+
   async close(): Promise<void> {
     await this.client.close();
+    await this.proxy?.close();
     await this.http.close();
   }
+}
+
+/** How a read's requests travel (7.4, 7.5). */
+interface Via {
+  signal?: AbortSignal;
+  kind?: ReadKind;
+  bypassProxy?: boolean;
 }
 
 function snippet(text: string): string {
