@@ -98,9 +98,9 @@ function readTimeFile(timeFile: string): { cpuSeconds: number; maxRssMiB: number
 }
 
 /**
- * `timed` without blocking the event loop: for benchmarks whose servers are children of this process and write to
- * pipes it reads (docker-registry logs every request; a blocked loop stops draining its pipe, and the registry stalls
- * on its next write).
+ * `timed` without blocking the event loop, for benchmarks whose servers are children of this process writing to pipes
+ * it drains (FuseServer reads each daemon's stderr): a blocked loop stops draining them, and a chatty server stalls on
+ * its next write, as docker-registry did while it logged to a pipe (the harness now gives it a file).
  */
 export function timedAsync(cmd: string, args: string[], opts: { stdoutToNull?: boolean } = {}): Promise<RunResult> {
   const timeFile = path.join(os.tmpdir(), `nydus-bench-time-${process.pid}-${timeFileSeq++}`);

@@ -10,10 +10,10 @@
 // - `curl` of the blob in 1 MiB ranges, one after the other on one kept-alive connection (what a lazy reader's
 //   requests cost the registry, without the reader).
 // Every side moves the same blob bytes out of the registry, so throughput is compared as blob bytes per second (time
-// ratio); file MiB/s (the 1,152 MiB the daemons deliver) is shown too. Reads run as async children: the registry
-// logs to a pipe this process drains. Server CPU = the docker-registry process's
+// ratio); file MiB/s (the 1,152 MiB the daemons deliver) is shown too. Server CPU = the docker-registry process's
 // user + system seconds during the side's read, per GiB of blob served; client CPU = the daemon's (or curl's).
-//   node dist/bench/registry-read.js [--work /tmp/nydus-bench] [--runs 3] [--cpu-prof DIR]
+// `--amplify-io N` puts `amplify_io: N` into both daemons' configuration (default: absent, the daemons' default).
+//   node dist/bench/registry-read.js [--work /tmp/nydus-bench] [--runs 3] [--cpu-prof DIR] [--amplify-io 0x400000]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   const { work, runs, rest } = parseCommonArgs(process.argv.slice(2));
   const prof = rest.get('cpu-prof');
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(prof)] : [];
+  const amplifyIo = rest.has('amplify-io') ? Number(rest.get('amplify-io')) : undefined;
+  if (amplifyIo !== undefined && !(Number.isInteger(amplifyIo) && amplifyIo >= 0)) throw new Error(`--amplify-io must be a byte count, got ${rest.get('amplify-io')}`);
   console.log(machineInfo());
   const src = bigTree(work);
   const st = treeStats(src);
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
   const blobFile = path.join(nydus.blobDir, blobs[0]!);
   const blobBytes = fs.statSync(blobFile).size;
   const fileMiB = st.bytes / MiB;
+  if (amplifyIo !== undefined) console.log(`both daemons with amplify_io ${amplifyIo}`);
   console.log(`tree: ${files.length} files, ${fmt(fileMiB)} MiB; nydus blob ${fmt(blobBytes / MiB)} MiB (zstd, 1 MiB chunks)`);
 
   const reg = await startRegistry(path.join(work, 'registry'));
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
           const sock = path.join(work, `${side}.sock`);
           rmrf(sock);
           dropCaches();
-          server = await startRegistryDaemon(side, reg, REPO, nydus.bootstrap, work, mnt, ['--apisock', sock], side === 'nydusd' ? nodeArgs : []);
+          server = await startRegistryDaemon(side, reg, REPO, nydus.bootstrap, work, mnt, ['--apisock', sock], side === 'nydusd' ? nodeArgs : [], { amplifyIo });
           const b0 = backendMetrics(sock);
           const c0 = processCpuSeconds(regPid);
           const d0 = server.cpuSeconds();

@@ -31,11 +31,16 @@ export function registryPid(reg: Registry): number {
   throw new Error(`no docker-registry process serving ${config}`);
 }
 
+/** What a benchmark may set in the daemons' configuration; anything absent keeps the daemons' default. */
+export interface Tuning {
+  amplifyIo?: number;
+}
+
 /**
  * A v1 nydusd configuration reading `repo`'s blobs from `reg` over plain http, with a blobcache in `cacheDir`. Both
- * daemons take it; nothing is tuned (no amplify_io, no prefetch): the defaults are what is measured.
+ * daemons take it; nothing is tuned unless `tuning` says so (no amplify_io, no prefetch): the defaults are measured.
  */
-export function writeRegistryNydusdConfig(file: string, reg: Registry, repo: string, cacheDir: string): string {
+export function writeRegistryNydusdConfig(file: string, reg: Registry, repo: string, cacheDir: string, tuning: Tuning = {}): string {
   fs.writeFileSync(file, JSON.stringify({
     device: {
       backend: { type: 'registry', config: { scheme: 'http', host: reg.host, repo, timeout: 30, connect_timeout: 10 } },
@@ -44,6 +49,7 @@ export function writeRegistryNydusdConfig(file: string, reg: Registry, repo: str
     mode: 'direct',
     digest_validate: false,
     enable_xattr: true,
+    ...(tuning.amplifyIo !== undefined ? { amplify_io: tuning.amplifyIo } : {}),
   }));
   return file;
 }
@@ -63,11 +69,13 @@ export function daemonCommand(which: Daemon, config: string, bootstrap: string, 
  * A daemon on the registry backend, mounted at `mountpoint`, with a fresh cache under `work`. `nodeArgs` (ours only) go
  * before the script, e.g. `--cpu-prof --cpu-prof-dir D`.
  */
-export async function startRegistryDaemon(which: Daemon, reg: Registry, repo: string, bootstrap: string, work: string, mountpoint: string, extra: string[] = [], nodeArgs: string[] = []): Promise<FuseServer> {
+export async function startRegistryDaemon(
+  which: Daemon, reg: Registry, repo: string, bootstrap: string, work: string, mountpoint: string, extra: string[] = [], nodeArgs: string[] = [], tuning: Tuning = {},
+): Promise<FuseServer> {
   const cacheDir = path.join(work, `${which}-registry-cache`);
   rmrf(cacheDir);
   fs.mkdirSync(cacheDir, { recursive: true });
-  const config = writeRegistryNydusdConfig(path.join(work, `${which}-registry.json`), reg, repo, cacheDir);
+  const config = writeRegistryNydusdConfig(path.join(work, `${which}-registry.json`), reg, repo, cacheDir, tuning);
   const [cmd, args] = daemonCommand(which, config, bootstrap, mountpoint, extra, nodeArgs);
   return FuseServer.start(which, cmd, args, mountpoint);
 }
