@@ -14,6 +14,9 @@ APT_PACKAGES="$APT_PACKAGES build-essential cmake perl"
 APT_PACKAGES="$APT_PACKAGES docker-registry skopeo umoci apache2-utils zstd openssl"
 # benchmarks: a Debian root filesystem for bench/python-start (mmdebstrap, from the configured mirror)
 APT_PACKAGES="$APT_PACKAGES mmdebstrap"
+# run-time companions of the real P2P engines (step 7, scripts/p2p-peers.sh): Dragonfly's manager keeps its state in
+# MariaDB and its job queue in Redis; Kraken's tracker keeps peers in Redis and every Kraken server listens through nginx
+APT_PACKAGES="$APT_PACKAGES mariadb-server redis-server nginx-light"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -109,5 +112,9 @@ fi
 # 6. reference peers: the real nydusd, nydus-image and nydusctl (crate nydus-rs) the differential tests and benchmarks
 # run side by side with ours; built once into ~/.cargo/bin, a no-op when present (also `npm run peers`)
 bash "$ROOT/scripts/peers.sh" || die "installing the reference peers failed"
+
+# 7. the real P2P engines for the proxy, Kraken and preheat tests: Dragonfly and Kraken, Go programs built from the Go
+# module proxy at pinned versions into ~/.cache/nydus-ts/p2p, a no-op when present
+bash "$ROOT/scripts/p2p-peers.sh" || die "installing the P2P engines (Dragonfly, Kraken) failed"
 
 step "done"
