@@ -9,7 +9,8 @@ import { openImage } from '../../convert/open-image.js';
 import { parseReference } from '../../convert/reference.js';
 import { parseSize } from '../nydus-image/args.js';
 import { flag, makeLog, opt, parseCommand, required } from './main.js';
-import { DRAGONFLY_SPECS, preheatSettings, preheatTarget } from './preheat.js';
+import { DRAGONFLY_SPECS, preheatSettings } from './preheat-options.js';
+import { preheatTarget } from './preheat.js';
 
 const SPECS = [
   { long: 'source', value: '<ref>' },
