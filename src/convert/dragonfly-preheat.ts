@@ -2,7 +2,8 @@
 // with a personal access token as Bearer, then `GET /oapi/v1/jobs/<id>` until SUCCESS or FAILURE) and the 0.x
 // SuperNode API (section 2: `POST /api/v1/preheats` -> `{"ID"}`, `GET /api/v1/preheats/<id>` -> `status` WAITING,
 // RUNNING, SUCCESS, FAILED). Dragonfly 2.x managers keep the SuperNode routes for old clients at the root
-// (`/preheats`, answering `{"id"}` and `FAIL`), so the legacy API tries `/api/v1/preheats` and, on 404, `/preheats`.
+// (`/preheats`, answering `{"id"}` and `FAIL`), so the legacy API tries `/api/v1/preheats` and, when the manager has no
+// such route (404, or v2.0.9's 301), `/preheats`.
 // Both APIs' states are mapped onto one set (JobState) and every failure is one line naming the manager and the route.
 // Requests go through the project's one HTTP client (undici, src/storage/backend/http/client.ts).
 import { errorCode } from '../storage/backend/errors.js';
@@ -139,7 +140,8 @@ export class DragonflyManager {
     const routes = this.legacyRoute ? [this.legacyRoute] : ['/api/v1/preheats', '/preheats'];
     for (const route of routes) {
       const res = await this.send('POST', route, body, signal);
-      if (res.status === 404 && route !== routes[routes.length - 1]) {
+      // a SuperNode route a 2.x manager does not have: 404, or gin's redirect to a trailing slash
+      if ([301, 307, 308, 404].includes(res.status) && route !== routes[routes.length - 1]) {
         await res.discard();
         continue;
       }

@@ -104,6 +104,8 @@ class FakeManager {
       if (!state) return json(404, { code: 404, message: 'preheat not found' });
       return json(200, { id: m[1], status: this.legacy === 'api' && state === 'FAIL' ? 'FAILED' : state });
     }
+    // v2.0.9 (gin) answers a POST to the SuperNode path it lacks with a redirect to a trailing slash
+    if (req.method === 'POST' && path === '/api/v1/preheats') return void res.writeHead(301, { location: '/api/v1/preheats/' }).end();
     return json(404, { message: 'Not Found' });
   }
 
@@ -215,7 +217,7 @@ describe('Dragonfly preheat client against a fake manager', () => {
     assert.match((err2 as Error).message, /POST \/oapi\/v1\/jobs answered something that is not a job: \{"hello":1\}$/);
   });
 
-  test('legacy API on a 2.x manager: /api/v1/preheats is 404, /preheats takes the job; WAITING -> RUNNING -> SUCCESS, and FAIL', async () => {
+  test('legacy API on a 2.x manager: /api/v1/preheats is 301 (a trailing-slash redirect, as gin answers), /preheats takes the job; WAITING -> RUNNING -> SUCCESS, and FAIL', async () => {
     fake.scripts = [{ states: ['WAITING', 'RUNNING', 'SUCCESS'] }, { states: ['RUNNING', 'FAIL'] }];
     const m = manager({ api: 'legacy', token: undefined });
     const err = await runPreheat(m, [item(1, { headers: { Authorization: 'Bearer x' } }), item(2)], WAIT).then(() => undefined, (e: unknown) => e);
