@@ -395,7 +395,9 @@ proxy:
   /**
    * The Open API front (see the header): `POST /oapi/v1/jobs` and `GET /oapi/v1/jobs/<id>` with
    * `Authorization: Bearer <token>` are forwarded to the manager's job API; anything else, or a wrong or missing
-   * token, is answered as the manager's Open API does (401 `{"message": ...}`, 404). Every request is recorded.
+   * token, is answered as the manager's Open API does (401 `{"message": ...}`, 404). Every request is recorded. It
+   * runs in the test process: a client started with spawnSync (or any synchronous wait) would block it, so run
+   * clients such as `nydusify preheat` asynchronously.
    */
   async openApi(): Promise<{ url: string; token: string; requests: Array<{ method: string; path: string; authorization?: string; status: number }> }> {
     const token = randomBytes(16).toString('hex');
