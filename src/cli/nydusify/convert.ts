@@ -6,8 +6,11 @@ import { Compressor } from '../../image-model.js';
 import { convertImage } from '../../convert/convert.js';
 import { hostPlatform, parsePlatform } from '../../convert/image-json.js';
 import { openImage } from '../../convert/open-image.js';
+import { parseReference } from '../../convert/reference.js';
 import { parseSize } from '../nydus-image/args.js';
 import { flag, makeLog, opt, parseCommand, required } from './main.js';
+import { DRAGONFLY_SPECS, preheatSettings } from './preheat-options.js';
+import { preheatTarget } from './preheat.js';
 
 const SPECS = [
   { long: 'source', value: '<ref>' },
@@ -17,6 +20,9 @@ const SPECS = [
   { long: 'fs-version', value: '<5|6>' },
   { long: 'compressor', value: '<name>' },
   { long: 'chunk-size', value: '<size>' },
+  // after the push, preheat the target through Dragonfly (preheat.ts)
+  { long: 'preheat' },
+  ...DRAGONFLY_SPECS,
 ];
 
 const COMPRESSORS = ['zstd', 'lz4_block', 'none'];
@@ -36,6 +42,10 @@ export async function runConvert(argv: string[]): Promise<number> {
     throw new UsageError(`convert: invalid chunk size '${opt(p, 'chunk-size')}': a power of two from 0x1000 to 0x1000000`);
   }
   const platform = platformOption(opt(p, 'platform'));
+  const preheat = flag(p, 'preheat') ? preheatSettings(p, 'convert') : undefined;
+  const stray = DRAGONFLY_SPECS.find((s) => p.options.has(s.long));
+  if (!preheat && stray) throw new UsageError(`convert: --${stray.long} needs --preheat`);
+  if (preheat && parseReference(targetText).kind !== 'registry') throw new UsageError('convert: --preheat needs a registry target (Dragonfly peers fetch from a registry)');
   const source = openImage(sourceText, { insecure: flag(p, 'source-insecure'), log });
   const target = openImage(targetText, { insecure: flag(p, 'target-insecure'), log });
   try {
@@ -43,6 +53,7 @@ export async function runConvert(argv: string[]): Promise<number> {
       fsVersion: Number(fsVersion) as 5 | 6, compressor, chunkSize, platform, workDir: opt(p, 'work-dir') ?? os.tmpdir(), log,
     });
     process.stdout.write(`${r.manifestDigest}\n`);
+    if (preheat) await preheatTarget(targetText, preheat, { insecure: flag(p, 'target-insecure'), platform, log });
     return 0;
   } finally {
     await source.close();
