@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     await reg.destroy();
-    for (const s of sides) rmrf(path.join(work, `${s}-registry-cache`));
+    for (const s of sides) for (const f of [`${s}-registry-cache`, `${s}-registry.json`, `${s}.sock`]) rmrf(path.join(work, f));
   }
 
   const blobRate = (s: Side) => secs.get(s)!.map((t) => blobBytes / MiB / t);
