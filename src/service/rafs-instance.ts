@@ -5,7 +5,8 @@ import { loadBootstrap } from '../rafs/bootstrap.js';
 import { RafsFs } from '../rafs/fs.js';
 import type { Bootstrap } from '../image-model.js';
 import type { Log } from '../log.js';
-import type { BlobBackend } from '../storage/backend/blob-backend.js';
+import type { BlobBackend, ReadKind } from '../storage/backend/blob-backend.js';
+import { BackendDecorator } from '../storage/backend/decorator.js';
 import { BlobDevice } from '../storage/device.js';
 import { createBackend, withRetryOf } from '../storage/backend/factory.js';
 import { dynamicConfig, type DynamicConfigStore } from './dynamic-config.js';
@@ -25,19 +26,14 @@ export interface RafsInstance {
  * for its reader.
  */
 function reportingFailures(inner: BlobBackend, onError: (message: string) => void): BlobBackend {
-  return {
-    kind: inner.kind,
-    get abandoned() {
-      return inner.abandoned;
-    },
-    read: (blobId, offset, length, signal, into, kind) =>
-      inner.read(blobId, offset, length, signal, into, kind).catch((err: unknown) => {
-        onError(`${inner.kind}: reading blob ${blobId} offset ${offset} length ${length}: ${(err as Error).message}`);
+  return new (class extends BackendDecorator {
+    read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer> {
+      return this.inner.read(blobId, offset, length, signal, into, kind, bypassProxy).catch((err: unknown) => {
+        onError(`${this.kind}: reading blob ${blobId} offset ${offset} length ${length}: ${(err as Error).message}`);
         throw err;
-      }),
-    size: (blobId) => inner.size(blobId),
-    close: () => inner.close(),
-  };
+      });
+    }
+  })(inner);
 }
 
 /**

@@ -4,11 +4,13 @@
 // deadline, and a Redis server (both engines keep state in one). The registry they serve from is registry.ts's.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { httpRequest } from './http.js';
 import { freePort, sha256, type RegistryClient } from './registry.js';
+
+export { httpRequest, type HttpAnswer } from './http.js';
 
 /** Pinned versions: keep in step with scripts/p2p-peers.sh. */
 export const DRAGONFLY_VERSION = 'v2.0.9';
@@ -170,41 +172,6 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 
 // ---------------------------------------------------------------------------------------------------------------
 // Plain HTTP
-
-export interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/**
- * One HTTP/1.1 request on its own connection, the whole answer read; bounded against hangs. With `proxy`, the request
- * goes to that forward proxy in absolute-form (as nydusd sends proxied registry requests, spec 7.5).
- */
-export function httpRequest(
-  url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; proxy?: string; timeoutMs?: number } = {},
-): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const headers: Record<string, string> = { host: target.host, ...opts.headers };
-    if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
-    const via = opts.proxy ? new URL(opts.proxy) : target;
-    const req = http.request(
-      { host: via.hostname, port: via.port || 80, path: opts.proxy ? target.toString() : `${target.pathname}${target.search}`, method: opts.method ?? 'GET', headers, agent: false },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
-        res.on('error', reject);
-      },
-    );
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${opts.method ?? 'GET'} ${url}${opts.proxy ? ` via ${opts.proxy}` : ''}: no complete answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 /** The status of a GET, or 0 when nothing answers. */
 export async function httpStatus(url: string): Promise<number> {

@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { httpRequest, type HttpAnswer } from './http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -369,31 +370,7 @@ function rawStatus(url: string): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------
 // A Distribution API client with the auth flows
 
-export interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One HTTP request on its own connection, the whole body read; bounded against hangs. */
-export function httpRequest(
-  url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; timeoutMs?: number } = {},
-): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const headers = { ...opts.headers };
-    if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
-    const req = http.request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`${opts.method ?? 'GET'} ${url}: no complete answer within ${opts.timeoutMs ?? 30_000} ms`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+export { httpRequest, type HttpAnswer } from './http.js';
 
 /** `Bearer realm="…",service="…",scope="…"` / `Basic realm="…"` into its scheme and parameters. */
 export function parseChallenge(h: string | undefined): { scheme: string; params: Record<string, string> } | undefined {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { LocalFsConfig } from '../../config/model.js';
 import { BackendError, type BlobBackend } from './blob-backend.js';
+import { untilAborted } from './abort.js';
 
 /**
  * Opens a blob file. O_NONBLOCK keeps a FIFO or device named like a blob from blocking a libuv worker in
@@ -20,17 +21,6 @@ async function openRegular(file: string, blobId: string): Promise<fs.promises.Fi
     throw new BackendError(`localfs: blob ${blobId} at ${file} is not a regular file`, blobId);
   }
   return fh;
-}
-
-/** `p`, unless `signal` aborts first: then its reason (the read itself cannot be cancelled). */
-function untilSettledOrAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 export class LocalFsBackend implements BlobBackend {
@@ -89,11 +79,11 @@ export class LocalFsBackend implements BlobBackend {
       // while an abandoned read of this blob is still stuck in the kernel, queue behind it instead of
       // pinning one more libuv worker (there are four for the whole daemon, cache I/O included)
       const stuck = this.stuck.get(blobId);
-      if (stuck) await untilSettledOrAborted(stuck, signal);
+      if (stuck) await untilAborted(stuck, signal);
       const pending = fh.read(buf, done, length - done, offset + done);
       let bytesRead: number;
       try {
-        ({ bytesRead } = await untilSettledOrAborted(pending, signal));
+        ({ bytesRead } = await untilAborted(pending, signal));
       } catch (err) {
         if (signal?.aborted) {
           const left = pending.then(() => undefined, () => undefined).finally(() => {

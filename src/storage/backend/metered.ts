@@ -2,6 +2,7 @@
 // CI table, prefetch). These counters are the raw material of the backend metrics (nydusd-runtime.md 8.6).
 import type { Log } from '../../log.js';
 import type { BlobBackend, ReadKind } from './blob-backend.js';
+import { BackendDecorator } from './decorator.js';
 
 /** One read attempt as the backend metrics record it: the requested length, how long it took, whether it failed. */
 export type BackendReadObserver = (length: number, millis: number, failed: boolean) => void;
@@ -19,24 +20,19 @@ export interface BackendStats {
  * to log each one at debug level: when a cache does not behave, the backend traffic is the first thing
  * an operator looks at.
  */
-export class MeteredBackend implements BlobBackend {
+export class MeteredBackend extends BackendDecorator {
   readonly stats: BackendStats = { reads: 0, bytes: 0, errors: 0 };
   /** reads that have not returned, including ones abandoned after their timeout */
   pending = 0;
   private readonly observers: BackendReadObserver[] = [];
 
   constructor(
-    private readonly inner: BlobBackend,
+    inner: BlobBackend,
     private readonly log?: Log,
-  ) {}
-
-  get kind(): string {
-    return this.inner.kind;
+  ) {
+    super(inner);
   }
 
-  get abandoned(): number {
-    return this.inner.abandoned ?? 0;
-  }
 
   /** Calls `fn` after every read, with its requested length and duration (the metrics layer's per-size-class counters). */
   observe(fn: BackendReadObserver): void {
@@ -65,23 +61,4 @@ export class MeteredBackend implements BlobBackend {
     }
   }
 
-  size(blobId: string): Promise<number> {
-    return this.inner.size(blobId);
-  }
-
-  setCredential(value: string): void {
-    this.inner.setCredential?.(value);
-  }
-
-  setProxyUrl(url: string): void {
-    this.inner.setProxyUrl?.(url);
-  }
-
-  setSchedulerEndpoint(endpoint: string): void {
-    this.inner.setSchedulerEndpoint?.(endpoint);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }

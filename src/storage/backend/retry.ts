@@ -13,6 +13,7 @@
 // retry (the events ring, 3.5.3) sees only the final failure. Local backends (localfs) get no retry decorator.
 import type { Log } from '../../log.js';
 import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
+import { BackendDecorator } from './decorator.js';
 import { errorCode } from './errors.js';
 
 export interface RetryPolicy {
@@ -65,24 +66,19 @@ export function withRetry(inner: BlobBackend, opts: { policy?: RetryPolicy; limi
   return new RetryBackend(inner, opts.policy ?? NETWORK_RETRY_POLICY, opts.limiter ?? lastRetryLimiter, opts.log);
 }
 
-export class RetryBackend implements BlobBackend {
+export class RetryBackend extends BackendDecorator {
   /** retries made (attempts after a first one), for tests and diagnostics */
   retried = 0;
 
   constructor(
-    private readonly inner: BlobBackend,
+    inner: BlobBackend,
     private readonly policy: RetryPolicy,
     private readonly limiter: RateLimiter,
     private readonly log?: Log,
-  ) {}
-
-  get kind(): string {
-    return this.inner.kind;
+  ) {
+    super(inner);
   }
 
-  get abandoned(): number {
-    return this.inner.abandoned ?? 0;
-  }
 
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind: ReadKind = 'on-demand'): Promise<Buffer> {
     let retries = this.policy.retries[kind];
@@ -125,23 +121,4 @@ export class RetryBackend implements BlobBackend {
     throw new BackendError(message, blobId, { cause: last, code: (last as BackendError).code });
   }
 
-  size(blobId: string): Promise<number> {
-    return this.inner.size(blobId);
-  }
-
-  setCredential(value: string): void {
-    this.inner.setCredential?.(value);
-  }
-
-  setProxyUrl(url: string): void {
-    this.inner.setProxyUrl?.(url);
-  }
-
-  setSchedulerEndpoint(endpoint: string): void {
-    this.inner.setSchedulerEndpoint?.(endpoint);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }

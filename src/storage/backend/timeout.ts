@@ -1,6 +1,7 @@
 // The per-read timeout as a decorator around a backend (issue 11: a timeout is a wrapper, not a cache option). The
 // timeout is whatever the configuration says: there is no hidden fixed limit anywhere below this.
 import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
+import { BackendDecorator } from './decorator.js';
 
 /** The longest a Node.js timer can wait (ms). */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -10,24 +11,18 @@ export function withTimeout(inner: BlobBackend, timeoutSec: number): BlobBackend
   return timeoutSec > 0 ? new TimeoutBackend(inner, timeoutSec) : inner;
 }
 
-class TimeoutBackend implements BlobBackend {
+class TimeoutBackend extends BackendDecorator {
   private readonly ms: number;
 
   constructor(
-    private readonly inner: BlobBackend,
+    inner: BlobBackend,
     private readonly timeoutSec: number,
   ) {
+    super(inner);
     // configuration clamps durations already (config MAX_TIMER_SEC); a longer timer would fire after 1 ms
     this.ms = Math.min(timeoutSec * 1000, TIMER_MAX_MS);
   }
 
-  get kind(): string {
-    return this.inner.kind;
-  }
-
-  get abandoned(): number {
-    return this.inner.abandoned ?? 0;
-  }
 
   async read(blobId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer, kind?: ReadKind, bypassProxy?: boolean): Promise<Buffer> {
     const ctl = new AbortController();
@@ -48,23 +43,4 @@ class TimeoutBackend implements BlobBackend {
     }
   }
 
-  size(blobId: string): Promise<number> {
-    return this.inner.size(blobId);
-  }
-
-  setCredential(value: string): void {
-    this.inner.setCredential?.(value);
-  }
-
-  setProxyUrl(url: string): void {
-    this.inner.setProxyUrl?.(url);
-  }
-
-  setSchedulerEndpoint(endpoint: string): void {
-    this.inner.setSchedulerEndpoint?.(endpoint);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }

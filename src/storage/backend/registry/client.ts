@@ -25,6 +25,7 @@ import { RegistryAuth, type Authorization } from './auth.js';
 import { parseChallenge } from './challenge.js';
 import { redirectTarget } from './redirect.js';
 import { TokenFetcher } from './token.js';
+import { untilAborted } from '../abort.js';
 
 export interface RegistryClientOptions {
   /** 'http' for plain HTTP; anything else is https (2.4) */
@@ -76,17 +77,6 @@ export interface RegistryRequest {
 /** Statuses that say the first request did not get through authentication (or the registry is struggling). */
 function gateStaysClosed(status: number): boolean {
   return status === 401 || status === 403 || status === 407 || status === 429 || status >= 500;
-}
-
-/** `p`, or the signal's reason if it aborts first. */
-function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 export class RegistryClient {
