@@ -11,7 +11,7 @@ import type { ChunkMap } from './chunk-map.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';
 import { chunkMismatch } from './chunk-check.js';
 import { DurabilityBatcher } from './durability.js';
-import { ExtensionWindow, planFetches } from './fetch-plan.js';
+import { ExtensionWindow, planFetches, READAHEAD_MERGE } from './fetch-plan.js';
 import { RecentChunks, type RecentList } from './recent-chunks.js';
 import { CacheWriteQueue, DIRECT_ALIGN, roundUp } from './write-queue.js';
 import type { Log } from '../../log.js';
@@ -219,7 +219,7 @@ export class BlobCache {
         void this.loadCached(f, c, false);
       }
     }
-    if (missing.length > 0) this.startFetch(f, missing, []);
+    if (missing.length > 0) this.startFetch(f, missing, [], READAHEAD_MERGE);
   }
 
   /**
@@ -367,13 +367,13 @@ export class BlobCache {
   }
 
   /** Plans merged fetches for `missing` (fetch-plan.ts) and starts them, registering one in-flight promise per chunk. */
-  private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[]): void {
+  private startFetch(f: FetchOptions, missing: ChunkInfo[], along: ChunkInfo[], mergeAtLeast = 0): void {
     let first = missing[0]!.compressedOffset;
     for (const c of missing) first = Math.min(first, c.compressedOffset);
     const plans = planFetches(
       {
         blobIndex: this.blob.index,
-        amplifyIo: f.amplifyIo,
+        amplifyIo: Math.max(f.amplifyIo, mergeAtLeast),
         extendLimit: this.extension.next(first, f.amplifyIo),
         keyOf: (c) => this.key(c),
         inFlight: (k) => this.inflight.has(k),

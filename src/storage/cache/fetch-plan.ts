@@ -12,6 +12,13 @@ export const MIN_AMPLIFY = 128 * 1024;
  * 1024 chunks of the usual sizes already exceed any amplify_io.
  */
 export const MAX_FETCH_CHUNKS = 1024;
+/**
+ * Readahead's chunks (a sequential reader's next window) merge into backend reads of up to this many compressed bytes,
+ * whatever amplify_io says: they are about to be read, and each request costs a network backend far more than its bytes.
+ * Not more than an arena slot: 4 MiB reads halved the GETs again, but their buffers (outside the arena) left the daemon
+ * 50 MiB larger after a cold read than before it, against 22 MiB (BENCHMARKS.md run Z).
+ */
+export const READAHEAD_MERGE = 1024 * 1024;
 
 /** One backend read: contiguous chunks; the first `asked` are what readers wait for, the rest its extension. */
 export interface PlannedFetch {
