@@ -341,6 +341,13 @@ export class Registry {
     if (!child) return;
     killGroup(child);
     await this.exited;
+    // the watchdog shell has gone; the registry, killed with it, may still hold its socket for a moment (with its
+    // output in a file, nothing else waits for it): until the port refuses, a request would be reset instead
+    const deadline = Date.now() + 10_000;
+    while (await portAccepts(this.port)) {
+      if (Date.now() > deadline) throw new Error(`docker-registry still accepts connections on ${this.host} 10 s after SIGKILL`);
+      await sleep(20);
+    }
   }
 
   /** Where the registry's filesystem storage keeps a blob (a test may damage it there). */
@@ -354,6 +361,18 @@ export class Registry {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
 }
 
 function rawStatus(url: string): Promise<number> {
