@@ -3,16 +3,14 @@
 // bytes. Blobs are opened on first use, so a missing blob only fails the reads that need it, never the mount.
 import fs from 'node:fs';
 import type { BlobInfo, ChunkInfo, Digester } from '../image-model.js';
-import { BackendError, type BlobBackend } from './backend/blob-backend.js';
+import { BLOB_ID, type BlobBackend } from './backend/blob-backend.js';
+import { BackendError } from './backend/errors.js';
 import { MeteredBackend } from './backend/metered.js';
 import { emptyCacheStats, type BlobCache, type BlobCacheStats, type ChunkSlice, type FetchOptions } from './cache/blob-cache.js';
 import type { BlobMeta } from './cache/blob-meta.js';
 import type { ChunkArena, ChunkLease } from './cache/chunk-arena.js';
 import { processStorage, type SharedBlob, type StorageShare } from './cache/share.js';
 import type { Log } from '../log.js';
-
-/** What a blob id may look like: a file name in work_dir (digests are hex; no separators, no leading dot). */
-const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
 
 export interface BlobDeviceOptions extends Omit<FetchOptions, 'backend'> {
   backend: BlobBackend;

@@ -1,7 +1,8 @@
 // An in-memory BlobBackend for unit tests of everything above the backend (cache parts, decorators): it serves blobs
 // held in memory and, per read, whatever fault `pick` chooses: slow, failing, short (fewer bytes than asked), long
 // (more), corrupt (a flipped byte), or hung until the read's signal aborts it. Counts reads and bytes.
-import { BackendError, type BlobBackend } from '../../src/storage/backend/blob-backend.js';
+import type { BlobBackend } from '../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../src/storage/backend/errors.js';
 
 export type Fault = 'ok' | 'slow' | 'fail' | 'short' | 'long' | 'corrupt' | 'hang';
 

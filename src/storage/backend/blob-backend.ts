@@ -1,11 +1,17 @@
 // A blob backend reads exact byte ranges of data blobs by blob id. Everything above it (cache,
 // prefetch, filesystem) is backend-agnostic; backends only move bytes.
-import type { BackendErrorCode } from './errors.js';
 
 /**
  * Why a read is made: a reader waiting for it (on-demand) or prefetch. The retry policy differs (nydusd-runtime.md 7.4);
  * a read without a kind is on-demand.
  */
+/**
+ * What a blob id may look like: a file name in work_dir and a path segment of a URL (digests are hex; no separators,
+ * no leading dot). The blob device refuses other ids before any read; network backends check again where the id
+ * becomes part of a URL.
+ */
+export const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
+
 export type ReadKind = 'on-demand' | 'prefetch';
 
 export interface BlobBackend {
@@ -37,19 +43,4 @@ export interface BlobBackend {
   setProxyUrl?(url: string): void;
   /** Network backends: `dragonfly_scheduler_endpoint` changed (2.6); SDK mode is out of scope, so it is only logged. */
   setSchedulerEndpoint?(endpoint: string): void;
-}
-
-export class BackendError extends Error {
-  constructor(
-    message: string,
-    readonly blobId: string,
-    options?: { cause?: unknown; code?: BackendErrorCode },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'BackendError';
-    this.code = options?.code;
-  }
-
-  /** what went wrong, when the backend knows (errors.ts) */
-  readonly code?: BackendErrorCode;
 }

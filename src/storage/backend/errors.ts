@@ -29,6 +29,22 @@ export type BackendErrorCode =
   /** a Dragonfly proxy error 403: forbidden; never retried (7.4) */
   | 'ND_ERR_PROXY_FORBIDDEN';
 
+/** A read of a blob failed: the message names the blob and the range; `code` says why, when the backend knows. */
+export class BackendError extends Error {
+  constructor(
+    message: string,
+    readonly blobId: string,
+    options?: { cause?: unknown; code?: BackendErrorCode },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BackendError';
+    this.code = options?.code;
+  }
+
+  /** what went wrong, when the backend knows */
+  readonly code?: BackendErrorCode;
+}
+
 /**
  * A failure of the HTTP layer or of a protocol on it (registry auth, redirects), before it is tied to a blob.
  * `status` is the HTTP status when a response was the cause.

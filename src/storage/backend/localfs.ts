@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LocalFsConfig } from '../../config/model.js';
-import { BackendError, type BlobBackend } from './blob-backend.js';
+import type { BlobBackend } from './blob-backend.js';
+import { BackendError } from './errors.js';
 import { untilAborted } from './abort.js';
 
 /**

@@ -12,9 +12,9 @@
 // counted and timed in the backend metrics (7.4: "every attempt is recorded"), and the failure reporting above the
 // retry (the events ring, 3.5.3) sees only the final failure. Local backends (localfs) get no retry decorator.
 import type { Log } from '../../log.js';
-import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
+import type { BlobBackend, ReadKind } from './blob-backend.js';
 import { BackendDecorator } from './decorator.js';
-import { errorCode } from './errors.js';
+import { BackendError, errorCode } from './errors.js';
 
 export interface RetryPolicy {
   /** retries after the first attempt */

@@ -1,6 +1,7 @@
 // The per-read timeout as a decorator around a backend (issue 11: a timeout is a wrapper, not a cache option). The
 // timeout is whatever the configuration says: there is no hidden fixed limit anywhere below this.
-import { BackendError, type BlobBackend, type ReadKind } from './blob-backend.js';
+import type { BlobBackend, ReadKind } from './blob-backend.js';
+import { BackendError } from './errors.js';
 import { BackendDecorator } from './decorator.js';
 
 /** The longest a Node.js timer can wait (ms). */

@@ -5,7 +5,8 @@
 import { decompress, decompressAsync } from '../../compress.js';
 import { native } from '../../native/index.js';
 import { ChunkFlag, type BlobInfo, type ChunkInfo, type Digester } from '../../image-model.js';
-import { BackendError, type BlobBackend } from '../backend/blob-backend.js';
+import type { BlobBackend } from '../backend/blob-backend.js';
+import { BackendError } from '../backend/errors.js';
 import { CacheFile } from './cache-file.js';
 import type { ChunkMap } from './chunk-map.js';
 import type { ChunkArena, ChunkLease } from './chunk-arena.js';

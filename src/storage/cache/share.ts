@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { BlobMeta } from './blob-meta.js';
-import { BackendError, type BlobBackend } from '../backend/blob-backend.js';
+import type { BlobBackend } from '../backend/blob-backend.js';
+import { BackendError } from '../backend/errors.js';
 import { ChunkArena } from './chunk-arena.js';
 import { RecentChunks } from './recent-chunks.js';
 import type { BlobInfo } from '../../image-model.js';

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BackendError } from '../../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../../src/storage/backend/errors.js';
 import { KrakenBackend } from '../../../src/storage/backend/kraken/kraken.js';
 import { waitFor } from '../../nydusd/helpers.js';
 import { FakeKrakenAgent, krakenConfigFor } from './fake-kraken-agent.js';

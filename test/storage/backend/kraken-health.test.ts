@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { BackendError } from '../../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../../src/storage/backend/errors.js';
 import { KrakenBackend } from '../../../src/storage/backend/kraken/kraken.js';
 import { waitFor } from '../../nydusd/helpers.js';
 import { freePort } from '../../helpers/registry.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import type { ProxyConfig } from '../../../src/config/model.js';
 import type { LogLevel } from '../../../src/log.js';
-import { BackendError } from '../../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../../src/storage/backend/errors.js';
 import { MeteredBackend } from '../../../src/storage/backend/metered.js';
 import { RegistryBackend } from '../../../src/storage/backend/registry/registry.js';
 import { NETWORK_RETRY_POLICY, RateLimiter, RetryBackend } from '../../../src/storage/backend/retry.js';

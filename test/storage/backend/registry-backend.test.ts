@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { BackendError } from '../../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../../src/storage/backend/errors.js';
 import { RegistryBackend } from '../../../src/storage/backend/registry/registry.js';
 import { waitFor } from '../../nydusd/helpers.js';
 import { FakeRegistry, registryConfigFor } from './fake-registry.js';

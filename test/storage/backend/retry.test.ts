@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it, mock } from 'node:test';
-import { BackendError } from '../../../src/storage/backend/blob-backend.js';
+import { BackendError } from '../../../src/storage/backend/errors.js';
 import { MeteredBackend } from '../../../src/storage/backend/metered.js';
 import { RegistryBackend } from '../../../src/storage/backend/registry/registry.js';
 import { RateLimiter, RetryBackend, NETWORK_RETRY_POLICY } from '../../../src/storage/backend/retry.js';

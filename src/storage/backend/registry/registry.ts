@@ -5,17 +5,14 @@
 // decorator (retry.ts); the exchange's timeout is the HTTP client's (7.1), so no timeout decorator goes around this.
 import type { RegistryConfig } from '../../../config/model.js';
 import type { Log } from '../../../log.js';
-import { BackendError, type BlobBackend, type ReadKind } from '../blob-backend.js';
-import { NetworkError, errorCode, type BackendErrorCode } from '../errors.js';
+import { BLOB_ID, type BlobBackend, type ReadKind } from '../blob-backend.js';
+import { BackendError, NetworkError, errorCode, type BackendErrorCode } from '../errors.js';
 import { readExactly } from '../http/body.js';
 import { HttpClient, type HttpResponse, type HttpTransport } from '../http/client.js';
 import { ProxyTransport } from '../http/proxy.js';
 import { RegistryClient } from './client.js';
 import { checkCredential } from './credential.js';
 import { RedirectCache } from './redirect.js';
-
-/** What a blob id may be: it becomes a URL path segment after `sha256:` */
-const BLOB_ID = /^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$/;
 
 export interface RegistryBackendOptions {
   /** the credential when the configuration has no `auth` (IMAGE_PULL_AUTH, 1.6); checked like `auth` */
