@@ -11,11 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { waitForSocket } from '../api/helpers.js';
 import { KrakenCluster } from '../helpers/kraken.js';
 import { Registry, RegistryClient } from '../helpers/registry.js';
 import { cleanupDaemons, Daemon, isMounted, removeDir, requireEnv, tempDir, waitFor } from './helpers.js';
-import { assertAllEio, assertAllRight, FIXTURE, fixtureGroups, fixtureSums, pushFixture, readFiles, startRegistryDaemon } from './registry-helpers.js';
+import { assertAllEio, assertAllRight, FIXTURE, fixtureGroups, fixtureSums, pushFixture, readFiles, startFixtureDaemon, startRegistryDaemon } from './registry-helpers.js';
 
 const REPO = 'nydus/kraken';
 const TIMEOUT_S = 2;
@@ -30,11 +29,9 @@ interface KrakenDaemon {
 
 /** A dedicated nydusd on the fixture with the kraken backend (v1 shape, as a snapshotter would write it). */
 async function startKrakenDaemon(dir: string, agent: string): Promise<KrakenDaemon> {
-  const mnt = path.join(dir, 'mnt');
   const workDir = path.join(dir, 'cache');
   const spoolDir = path.join(dir, 'spool');
-  const sock = path.join(dir, 'api.sock');
-  for (const d of [mnt, workDir, spoolDir]) mkdirSync(d, { recursive: true });
+  for (const d of [workDir, spoolDir]) mkdirSync(d, { recursive: true });
   const cfg = path.join(dir, 'config.json');
   writeFileSync(
     cfg,
@@ -49,13 +46,7 @@ async function startKrakenDaemon(dir: string, agent: string): Promise<KrakenDaem
       amplify_io: 0,
     }),
   );
-  const daemon = new Daemon(['fuse', '--config', cfg, '--bootstrap', FIXTURE.bootstrap, '--mountpoint', mnt, '--apisock', sock, '--log-level', 'debug'], mnt);
-  try {
-    await waitForSocket(daemon, sock, 20_000);
-  } catch (err) {
-    await daemon.kill();
-    throw err;
-  }
+  const { daemon, mnt } = await startFixtureDaemon(dir, cfg);
   return { daemon, mnt, spoolDir };
 }
 

@@ -102,12 +102,17 @@ export interface RegistryDaemon {
  * logging; resolves once it serves.
  */
 export async function startRegistryDaemon(dir: string, config: Omit<RegistryConfigOptions, 'workDir'>): Promise<RegistryDaemon> {
-  const mnt = path.join(dir, 'mnt');
   const workDir = path.join(dir, 'cache');
-  const sock = path.join(dir, 'api.sock');
-  mkdirSync(mnt, { recursive: true });
   mkdirSync(workDir, { recursive: true });
   const cfg = writeRegistryConfig(path.join(dir, 'config.json'), { ...config, workDir });
+  return { ...(await startFixtureDaemon(dir, cfg)), workDir };
+}
+
+/** A dedicated nydusd on the fixture with configuration `cfg`, mounted at `dir`/mnt, --apisock and debug logging; resolves once it serves. */
+export async function startFixtureDaemon(dir: string, cfg: string): Promise<{ daemon: Daemon; mnt: string; sock: string }> {
+  const mnt = path.join(dir, 'mnt');
+  const sock = path.join(dir, 'api.sock');
+  mkdirSync(mnt, { recursive: true });
   const daemon = new Daemon(['fuse', '--config', cfg, '--bootstrap', FIXTURE.bootstrap, '--mountpoint', mnt, '--apisock', sock, '--log-level', 'debug'], mnt);
   try {
     await waitForSocket(daemon, sock, 20_000);
@@ -115,7 +120,7 @@ export async function startRegistryDaemon(dir: string, config: Omit<RegistryConf
     await daemon.kill();
     throw err;
   }
-  return { daemon, mnt, sock, workDir };
+  return { daemon, mnt, sock };
 }
 
 const READER = path.join(projectRoot, 'dist', 'test', 'nydusd', 'read-files.js');

@@ -11,6 +11,8 @@ import { gunzipSync } from 'node:zlib';
 import { projectRoot } from '../helpers/paths.js';
 import { mountAt } from '../../src/fuse/mountinfo.js';
 import { requireEnv, run, sleep } from '../nydusd/helpers.js';
+import { diffSnapshots, snapshotDisk } from '../image/helpers.js';
+import assert from 'node:assert/strict';
 
 export const NYDUSIFY = path.join(projectRoot, 'dist', 'src', 'cli', 'nydusify.js');
 
@@ -193,6 +195,23 @@ export function tamper(file: string): void {
 }
 
 /** A `nydusify mount` in the background; `stop()` sends SIGINT and waits for its exit. */
+/**
+ * Asserts that a mounted Nydus image has the source tree: attributes, link counts, xattrs (but security.*) and the
+ * content of every file. The mount point's own attributes are the root's, which umoci's unpacked rootfs directory does
+ * not carry; and a directory's mtime after a whiteout is the unpacker's choice (umoci keeps the lower layer's, the OCI
+ * layer stack and nydus the upper's; `check` compares those against the layers themselves). Files and links keep theirs.
+ */
+export function assertMountHasSource(rootfs: string, mnt: string): void {
+  const opts = { content: true, mtime: true, nlink: true, ignoreXattr: (n: string) => n.startsWith('security.') };
+  const want = snapshotDisk(rootfs, opts);
+  const got = snapshotDisk(mnt, opts);
+  want.delete('/');
+  got.delete('/');
+  for (const s of [want, got]) for (const e of s.values()) if ((e.mode & 0o170000) === 0o040000) delete e.mtime;
+  assert.ok(want.size > 400, `the source tree has ${want.size} entries`);
+  assert.deepEqual(diffSnapshots(want, got), []);
+}
+
 export class NydusifyMount {
   readonly child: ChildProcess;
   stderr = '';
