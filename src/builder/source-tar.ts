@@ -45,11 +45,16 @@ export function devMinor(rdev: number): number {
   return (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
 }
 
+/** Whether `b` starts as a gzip member does (magic 1f 8b, method 8: deflate). */
+export function hasGzipMagic(b: Buffer): boolean {
+  return b.length >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08;
+}
+
 export async function isGzipFile(file: string): Promise<boolean> {
   const input = openInputFile(file, 'tar source');
   try {
     const b = readInputRange(input, 0, Math.min(3, input.size), 'tar source');
-    return b.length === 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08;
+    return hasGzipMagic(b);
   } finally {
     closeSync(input.fd);
   }

@@ -4,8 +4,7 @@
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { gunzipTo } from '../builder/source-tar.js';
-import { readTarEntries } from '../builder/source-tar.js';
+import { gunzipTo, readTarEntries } from '../builder/source-tar.js';
 import { TarWriter } from '../unpack/tar-writer.js';
 import { HashingStream } from './blob-transfer.js';
 import { BOOTSTRAP_PATH_IN_LAYER } from './media-types.js';

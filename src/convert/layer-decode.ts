@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { hasGzipMagic } from '../builder/source-tar.js';
 import { HashingStream } from './blob-transfer.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
@@ -14,7 +15,7 @@ export function detectCompression(file: string): LayerCompression {
   try {
     const b = Buffer.alloc(4);
     const n = readSync(fd, b, 0, 4, 0);
-    if (n >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08) return 'gzip';
+    if (hasGzipMagic(b.subarray(0, n))) return 'gzip';
     if (n === 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
     return 'none';
   } finally {
