@@ -77,3 +77,10 @@ pub unsafe extern "C" fn discard_pages(env: napi_env, info: napi_callback_info) 
         napi::int32(env, ((end - start) / ALIGN) as i32 * ALIGN as i32)
     })
 }
+
+/// trimMalloc(): gives the free memory of every malloc arena back to the kernel (malloc_trim(0)), returns whether
+/// any was. The libuv pool's threads each get an arena of their own, and what a burst of decodes and writes freed
+/// there stays resident otherwise; the chunk arena calls it with discardPages once a read is over (issue 9).
+pub unsafe extern "C" fn trim_malloc(env: napi_env, _info: napi_callback_info) -> napi_value {
+    napi::call(env, || napi::int32(env, libc::malloc_trim(0)))
+}

@@ -7,6 +7,7 @@ mod aligned;
 mod codec;
 mod hash;
 mod napi;
+mod reader;
 mod sys;
 mod work;
 
@@ -21,12 +22,14 @@ const EXPORTS: &[(&[u8], napi_callback)] = &[
     (b"pwritevAsync\0", work::pwritev_async),
     (b"alignedBuffer\0", aligned::aligned_buffer),
     (b"discardPages\0", aligned::discard_pages),
+    (b"trimMalloc\0", aligned::trim_malloc),
     (b"blake3\0", hash::blake3),
     (b"crc32c\0", hash::crc32c),
     (b"mount\0", sys::mount),
     (b"umount2\0", sys::umount2),
     (b"openFuseClone\0", sys::open_fuse_clone),
     (b"readFd\0", sys::read_fd),
+    (b"startFuseReader\0", reader::start_fuse_reader),
     (b"writeFd\0", sys::write_fd),
     (b"sendFds\0", sys::send_fds),
     (b"recvFds\0", sys::recv_fds),

@@ -1,9 +1,9 @@
 // The /dev/fuse device and the kernel mount: the only place that touches syscalls, so the rest of src/fuse is
-// plain protocol and scheduling. Raw fds are shared by all threads of the process, so the reader workers and the
+// plain protocol and scheduling. Raw fds are shared by all threads of the process, so the reader threads and the
 // main thread use the same numbers.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { native } from '../native/index.js';
+import { FuseReaderEvent, native } from '../native/index.js';
 import { mountAt } from './mountinfo.js';
 
 /** mount(2) flags (linux/mount.h) */
@@ -25,6 +25,23 @@ export function openDevice(): number {
 /** A new fd on the same connection (FUSE_DEV_IOC_CLONE): replies must go to the fd that read the request. */
 export function cloneDevice(sessionFd: number): number {
   return native.openFuseClone(sessionFd);
+}
+
+export { FuseReaderEvent };
+
+/**
+ * Starts a reader thread on `fd` (native: an OS thread blocked in read(2), no JS of its own). Requests arrive in
+ * `onEvent` as slots of `ring`, to be copied before it returns; see NativeAddon.startFuseReader for the order of
+ * events. `control`'s first Int32 set to 1 stops the reader after its next request.
+ */
+export function startReader(
+  fd: number,
+  ring: Uint8Array,
+  slotSize: number,
+  control: SharedArrayBuffer,
+  onEvent: (kind: FuseReaderEvent, slot: number, length: number, code?: string, message?: string) => void,
+): void {
+  native.startFuseReader(fd, ring, slotSize, new Uint8Array(control), onEvent);
 }
 
 /** Blocking read of one whole request; throws with `.code` (ENODEV once the connection is gone). */

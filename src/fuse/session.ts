@@ -19,15 +19,17 @@
 //
 // Reader threads block in read(2) on /dev/fuse (each on its own cloned fd where FUSE_DEV_IOC_CLONE works) and pass
 // every request to the main thread; the main thread runs the filesystem and writes each reply with one writev(2) to
-// the fd the request came from (from the libuv pool for replies of 64 KiB or more).
+// the fd the request came from (from the libuv pool for replies of 64 KiB or more). The readers are native OS threads
+// (native/src/reader.rs), not Node workers: a worker carried a V8 isolate of its own, about 9.5 MiB resident each,
+// only to sit in that read (BENCHMARKS.md run AA).
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import {
   closeDevice,
   cloneDevice,
   deviceNumbers,
+  FuseReaderEvent,
   mountFuse,
   mountWithFusermount,
   MNT_DETACH,
@@ -36,6 +38,7 @@ import {
   MS_NOSUID,
   MS_RDONLY,
   openDevice,
+  startReader,
   umount,
   unmountWithFusermount,
   usersMayAllowOther,
@@ -47,7 +50,6 @@ import type { Log } from '../log.js';
 import type { FileSystem } from './filesystem.js';
 import { DEFAULT_MAX_WRITE, describeNegotiated, requestBufferSize, type NegotiateOptions, type Negotiated } from './negotiate.js';
 import { encodeNotifyInvalEntry, encodeNotifyInvalInode, encodeNotifyResend } from './protocol.js';
-import type { ReaderInit, ReaderMessage } from './reader-worker.js';
 
 export interface SessionOptions extends NegotiateOptions {
   /** Reader threads (default 2: one per core of the project machine). */
@@ -94,11 +96,19 @@ const defaultLog: Log = (level, msg) => {
 };
 
 interface Reader {
-  worker: Worker;
   fd: number;
   ownFd: boolean;
   running: boolean;
+  /** resolves when the thread has ended (it uses neither its fd nor its ring any more) */
+  exited: Promise<void>;
 }
+
+/**
+ * Request slots per reader thread. A slot is busy from the thread's read until the main thread has copied the request
+ * out (at once, in the event callback), so this bounds how far a thread reads ahead of a busy main thread; the
+ * kernel queues the rest. Untouched slot memory is never resident (only a request's own pages are written).
+ */
+const READER_SLOTS = 8;
 
 let wakeCounter = 0;
 /**
@@ -283,7 +293,7 @@ export class Session extends EventEmitter {
 
   private start(): void {
     const count = Math.max(1, this.opts.readers ?? 2);
-    const bufferSize = requestBufferSize({ maxWrite: Math.max(this.dispatcher.negotiated?.maxWrite ?? 0, DEFAULT_MAX_WRITE) });
+    const slotSize = requestBufferSize({ maxWrite: Math.max(this.dispatcher.negotiated?.maxWrite ?? 0, DEFAULT_MAX_WRITE) });
     Atomics.store(new Int32Array(this.control), 0, 0);
     for (let i = 0; i < count; i++) {
       let fd = this.fd;
@@ -296,33 +306,34 @@ export class Session extends EventEmitter {
           this.log('warn', `FUSE_DEV_IOC_CLONE failed, readers share one fd: ${(e as Error).message}`);
         }
       }
-      const init: ReaderInit = { fd, index: i, bufferSize, control: this.control };
-      const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: init });
-      const reader: Reader = { worker, fd, ownFd, running: true };
-      worker.on('message', (m: ReaderMessage) => this.onReaderMessage(reader, m));
-      worker.on('error', (e) => {
-        this.log('error', `FUSE reader thread failed: ${e.message}`);
-        if (this.listenerCount('error') > 0) this.emit('error', e);
-      });
-      worker.on('exit', () => this.onReaderExit(reader));
+      const ring = Buffer.alloc(READER_SLOTS * slotSize);
+      let exit!: () => void;
+      const reader: Reader = { fd, ownFd, running: true, exited: new Promise<void>((res) => (exit = res)) };
       this.readers.push(reader);
-    }
-  }
-
-  private onReaderMessage(r: Reader, m: ReaderMessage): void {
-    switch (m.t) {
-      case 'req':
-        this.dispatcher.handle(r.fd, Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-        break;
-      case 'closed':
-        this.log('debug', 'FUSE connection closed (ENODEV)');
-        break;
-      case 'stopped':
-        break;
-      case 'error':
-        this.log('error', `FUSE device read failed: ${m.message}`);
-        if (this.listenerCount('error') > 0) this.emit('error', Object.assign(new Error(`FUSE device read failed: ${m.message}`), { code: m.code }));
-        break;
+      startReader(fd, ring, slotSize, this.control, (kind, slot, length, code, message) => {
+        switch (kind) {
+          case FuseReaderEvent.REQUEST: {
+            // a copy of its own (from Buffer's pool for the usual small requests): the slot is read into again next
+            const req = Buffer.allocUnsafe(length);
+            ring.copy(req, 0, slot * slotSize, slot * slotSize + length);
+            this.dispatcher.handle(fd, req);
+            break;
+          }
+          case FuseReaderEvent.CLOSED:
+            this.log('debug', 'FUSE connection closed (ENODEV)');
+            break;
+          case FuseReaderEvent.STOPPED:
+            break;
+          case FuseReaderEvent.ERROR:
+            this.log('error', `FUSE device read failed: ${message}`);
+            if (this.listenerCount('error') > 0) this.emit('error', Object.assign(new Error(`FUSE device read failed: ${message}`), { code }));
+            break;
+          case FuseReaderEvent.EXITED:
+            exit();
+            this.onReaderExit(reader);
+            break;
+        }
+      });
     }
   }
 
@@ -357,7 +368,7 @@ export class Session extends EventEmitter {
     // requests that only this session answers (ENOENT lookups of unique names) until all have gone
     const prefix = `.nydus-ts-wake-${process.pid}-`;
     this.dispatcher.wakeNamePrefix = prefix;
-    const exited = Promise.all(this.readers.map((r) => new Promise<void>((res) => (r.running ? r.worker.once('exit', () => res()) : res()))));
+    const exited = Promise.all(this.readers.map((r) => r.exited));
     while (this.readers.some((r) => r.running)) {
       const wake = fs.promises.stat(path.join(this.mountpoint, `${prefix}${wakeCounter++}`)).then(
         () => undefined,

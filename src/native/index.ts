@@ -17,6 +17,15 @@ export interface NativeSysError extends Error {
   path?: string;
 }
 
+/** What a FUSE reader thread reports (NativeAddon.startFuseReader). */
+export const enum FuseReaderEvent {
+  REQUEST = 0,
+  CLOSED = 1,
+  STOPPED = 2,
+  ERROR = 3,
+  EXITED = 4,
+}
+
 export interface NativeAddon {
   /** Decodes one lz4 block into `dst`; returns the bytes written. Throws on corrupt input or when it does not fit. */
   lz4DecompressInto(src: Uint8Array, dst: Uint8Array): number;
@@ -47,6 +56,8 @@ export interface NativeAddon {
    * and take memory again only when written. Returns the bytes given back.
    */
   discardPages(buf: Uint8Array): number;
+  /** malloc_trim(0): the free memory of every malloc arena goes back to the kernel; 1 if any did, else 0. */
+  trimMalloc(): number;
   /** One standard zstd frame; `level` defaults to 3. */
   zstdCompress(src: Uint8Array, level?: number): Buffer;
   /** 32-byte BLAKE3 hash. */
@@ -61,6 +72,16 @@ export interface NativeAddon {
   openFuseClone(sessionFd: number): number;
   /** Blocking read(2) into `buf` (retried on EINTR); returns the bytes read, 0 at EOF. */
   readFd(fd: number, buf: Uint8Array): number;
+  /**
+   * Starts a FUSE reader: an OS thread that blocks in read(2) on `fd` and reads each request into a free slot of
+   * `ring` (a whole number of `slotSize`-byte slots). `onEvent` runs on this thread, in the order the reader sent:
+   * requests (`kind` REQUEST, with the slot and length: copy `ring[slot * slotSize ..][..length]` before returning,
+   * the slot is read into again afterwards), then one of CLOSED (ENODEV or EOF), STOPPED (element 0 of the Int32
+   * memory `control` was 1 after a request) or ERROR (`code`, `message` of the failed read), then EXITED, after
+   * which the thread uses neither `fd` nor `ring`. ENOENT and EINTR are read again; EAGAIN (an fd with O_NONBLOCK)
+   * is polled.
+   */
+  startFuseReader(fd: number, ring: Uint8Array, slotSize: number, control: Uint8Array, onEvent: (kind: FuseReaderEvent, slot: number, length: number, code?: string, message?: string) => void): void;
   /** One write(2) of `buf` (retried on EINTR); returns the bytes written. */
   writeFd(fd: number, buf: Uint8Array): number;
   /** sendmsg(2) of `data` with `fds` as SCM_RIGHTS (at most 253; `data` must not be empty then); returns bytes sent. */

@@ -12,6 +12,8 @@ import { checkInputDirectory, readInputFile } from '../input-file.js';
 import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
 import { InstancePathError, Vfs } from './vfs.js';
 import { DaemonStateMachine } from './state-machine.js';
+import { reclaimMemory } from './memory.js';
+import { processStorage } from '../storage/cache/share.js';
 import { ErrorEvents } from './events.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 
@@ -95,6 +97,8 @@ export class FuseDaemon {
       startTime: this.startTime,
       released: (m) => this.release(m),
     });
+    // the daemon owns the process: once reads pause, what they left goes back to the kernel
+    processStorage.onQuiet = reclaimMemory;
   }
 
   /** The FUSE session, once mounted (metrics read its requests in flight). */

@@ -36,8 +36,10 @@ export class ChunkArena {
   /**
    * @param maxChunk the largest chunk that takes a slot (larger ones get memory of their own)
    * @param budget bytes of slots at most
+   * @param onQuiet called after blocks gave their pages back, i.e. once a burst of reads is over: the owner of the
+   *   process gives back what else the burst left (the heap's garbage, malloc's free arenas); storage knows neither
    */
-  constructor(maxChunk: number, budget: number) {
+  constructor(maxChunk: number, budget: number, private readonly onQuiet?: () => void) {
     this.slotSize = Math.ceil(Math.max(maxChunk, 1) / ALIGN) * ALIGN;
     this.perSlab = Math.max(1, Math.floor(Math.min(SLAB_BYTES, budget) / this.slotSize));
     const slabs = Math.max(1, Math.floor(budget / (this.slotSize * this.perSlab)));
@@ -127,7 +129,7 @@ export class ChunkArena {
         return;
       }
       this.discardTimer = undefined;
-      this.discardIdle();
+      if (this.discardIdle() > 0) this.onQuiet?.();
     };
     this.discardTimer = setTimeout(check, IDLE_DISCARD_MS).unref();
   }

@@ -52,10 +52,12 @@ export class StorageShare {
   /** the one budget of recently decoded chunks of every blob cache of this share */
   readonly recent = new RecentChunks(RECENT_BYTES);
   private readonly blobs = new Map<string, Entry>();
+  /** Runs once a burst of reads is over and the arena gave its pages back (ChunkArena's onQuiet). */
+  onQuiet: (() => void) | undefined;
 
   /** The arena every blob cache of this share decodes into (created on first use). */
   get arena(): ChunkArena {
-    this.arenaInstance ??= new ChunkArena(ARENA_SLOT, ARENA_BYTES);
+    this.arenaInstance ??= new ChunkArena(ARENA_SLOT, ARENA_BYTES, () => this.onQuiet?.());
     return this.arenaInstance;
   }
 

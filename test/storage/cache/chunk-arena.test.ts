@@ -90,4 +90,29 @@ describe('ChunkArena', () => {
     again.fill(1);
     assert.ok(again.every((x) => x === 1));
   });
+
+  it('calls its owner once a quiet arena has given its pages back, and not while a slot is held', async () => {
+    let quiet = 0;
+    let resolveQuiet!: () => void;
+    const called = new Promise<void>((r) => (resolveQuiet = r));
+    const arena = new ChunkArena(1 << 20, 8 * 1024 * 1024, () => {
+      quiet++;
+      resolveQuiet();
+    });
+    // the arena's timers do not keep a process alive; this test's wait has to
+    const alive = setInterval(() => undefined, 1000);
+    const a = arena.take(1 << 20)!;
+    const b = arena.take(1 << 20)!;
+    a.fill(1);
+    b.fill(2);
+    arena.release(a);
+    // b still holds the block: the quiet timer (2 s after a slot was let go) finds nothing to give back, so the owner
+    // is not called
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(quiet, 0);
+    arena.release(b);
+    await called.finally(() => clearInterval(alive));
+    assert.equal(quiet, 1);
+    assert.ok(arena.discarded >= 2 << 20, `given back: ${arena.discarded}`);
+  });
 });
