@@ -151,9 +151,10 @@ export class FuseDaemon {
         // attributes with every listing: a tree walk then needs no LOOKUP per entry (measured: `find` over
         // 54,668 entries 5.6-7.0 s with 'auto', 2.1-2.7 s with 'always'; rechecked with huge directories in BENCHMARKS.md run O)
         readdirplus: 'always',
-        // chunk decoding and cache I/O already run on the libuv pool; writing READ replies from the main thread
-        // measured 5-10 % faster cold reads with less CPU than queueing them behind that work
-        poolReplies: false,
+        // READ replies of 64 KiB or more are written from the libuv pool (the session's default): copying 1 MiB
+        // replies into the kernel was the main thread's largest item under 4 streaming readers, and API requests
+        // waited behind it (p99 of GET /api/v1/daemon 5.5 -> 3.9 ms, cold reads unchanged within noise, BENCHMARKS.md
+        // run AA; with worker readers it had cost 5-10 % of cold read speed)
         log: (level, msg) => log.log(level, msg),
       });
     } catch (err) {
