@@ -40,22 +40,22 @@ function asApiError(err: unknown): unknown {
   return err;
 }
 
-export function mountFilesystem(req: ApiRequest, ctx: ApiContext): undefined {
+export async function mountFilesystem(req: ApiRequest, ctx: ApiContext): Promise<undefined> {
   const path = mountpointOf(req);
   const cmd = commandOf(req);
   try {
-    ctx.daemon.mountInstance(path, cmd.source, cmd.config, cmd.prefetch_files ?? []);
+    await ctx.daemon.mountInstance(path, cmd.source, cmd.config, cmd.prefetch_files ?? []);
   } catch (err) {
     throw asApiError(err);
   }
   return undefined;
 }
 
-export function remountFilesystem(req: ApiRequest, ctx: ApiContext): undefined {
+export async function remountFilesystem(req: ApiRequest, ctx: ApiContext): Promise<undefined> {
   const path = mountpointOf(req);
   const cmd = commandOf(req);
   try {
-    ctx.daemon.remountInstance(path, cmd.source, cmd.config);
+    await ctx.daemon.remountInstance(path, cmd.source, cmd.config);
   } catch (err) {
     throw asApiError(err);
   }

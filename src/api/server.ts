@@ -5,7 +5,6 @@
 import { lstatSync, unlinkSync, chmodSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UnexpectedEventError } from '../service/state-machine.js';
@@ -13,6 +12,7 @@ import type { Logger } from '../service/logger.js';
 import { loadApiRoutes, type ApiRoute } from './documents.js';
 import { ApiError, errorBody } from './errors.js';
 import { RawJson } from './raw-json.js';
+import { prepareSocketPath } from './socket-path.js';
 import { HANDLERS, type ApiContext, type Handler } from './handlers.js';
 
 /** The reference's largest request body (spec 3.1). */
@@ -142,37 +142,6 @@ export class ApiServer {
   }
 }
 
-/**
- * A socket file left by a dead daemon is replaced (spec 1.9 step 8); one that something still answers on is
- * refused, so that two daemons never fight over one API; a path that is not a socket is never deleted.
- */
-export async function prepareSocketPath(p: string, replaceStale = true): Promise<void> {
-  let st;
-  try {
-    st = lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new Error(`--apisock ${p}: ${(err as Error).message}`);
-  }
-  if (!st.isSocket()) throw new Error(`--apisock ${p}: the path exists and is not a socket; refusing to replace it`);
-  if (await answers(p)) throw new Error(`--apisock ${p}: another process is serving this socket (a live daemon?); refusing to replace it`);
-  if (replaceStale) unlinkSync(p);
-}
-
-function answers(p: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(p);
-    const done = (alive: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(alive);
-    };
-    // a listener whose backlog is full does not accept within this: count it as alive (never delete a live socket)
-    const timer = setTimeout(() => done(true), 2000);
-    s.once('connect', () => done(true));
-    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
-  });
-}
 
 function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger): FastifyInstance {
   const documentedPaths = new Set(routes.map((r) => r.path));

@@ -2,8 +2,7 @@
 // writes), v2 JSON and v2 TOML, plus YAML for operators, into the typed v2 model (model.ts) that is also what the API
 // reports back. Unknown keys are ignored everywhere, because the snapshotter emits some; known keys in the wrong place
 // and clamped values are reported through `warn`.
-import { parse as parseToml } from 'smol-toml';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import {
   ConfigError, MAX_BATCH, MAX_TIMER_SEC,
   type BackendConfig, type CacheConfig, type KrakenConfig, type CacheType, type ConfigV2, type ConfigWarn, type NetworkConfig, type ObjectStoreConfig,
@@ -18,6 +17,15 @@ const PROXY_DEFAULTS: ProxyConfig = {
 };
 
 type Obj = Record<string, unknown>;
+
+/**
+ * The TOML and YAML parsers are loaded when a configuration is not JSON, the snapshotter's case: yaml alone took
+ * 20 ms of a daemon's start (measured, issue 11). Loaded synchronously (both packages ship CommonJS), so that
+ * parsing stays a plain function for its callers.
+ */
+const requireHere = createRequire(import.meta.url);
+const parseToml = (text: string): unknown => (requireHere('smol-toml') as typeof import('smol-toml')).parse(text);
+const parseYaml = (text: string): unknown => (requireHere('yaml') as typeof import('yaml')).parse(text);
 
 
 /** A duration in seconds: a finite number >= 0, clamped to what a timer can wait. */

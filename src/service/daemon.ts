@@ -9,7 +9,7 @@ import { localfsDirConfig, parseConfig } from '../config/parse.js';
 import type { Logger } from './logger.js';
 import { checkMountpoint } from './mountpoint.js';
 import { checkInputDirectory, readInputFile } from '../input-file.js';
-import { createRafsInstance, type RafsInstance } from './rafs-instance.js';
+import type { RafsInstance } from './rafs-instance.js';
 import { InstancePathError, Vfs } from './vfs.js';
 import { DaemonStateMachine } from './state-machine.js';
 import { reclaimMemory } from './memory.js';
@@ -135,7 +135,7 @@ export class FuseDaemon {
       const config = loadConfig(a, this.log);
       const prefetch = a.prefetchFiles ? readPrefetchList(a.prefetchFiles) : [];
       if (prefetch.length) this.log.info(`prefetch list of ${prefetch.length} paths accepted (prefetch is not implemented yet)`);
-      initial = this.attach(a.virtualMountpoint, a.bootstrap, config);
+      initial = await this.attach(a.virtualMountpoint, a.bootstrap, config);
     } else if (!a.apisock) {
       throw new Error('--bootstrap is required unless --apisock is given (a shared daemon gets its images through the API)');
     }
@@ -195,9 +195,13 @@ export class FuseDaemon {
     });
   }
 
-  /** Builds an instance (bootstrap, backend, blob device, filesystem) without attaching it. */
-  private build(path: string, bootstrapPath: string, config: ConfigV2): MountedInstance {
-    const instance = createRafsInstance(
+  /**
+   * Builds an instance (bootstrap, backend, blob device, filesystem) without attaching it. What an image needs (RAFS,
+   * the blob cache, the backends) is imported with the first one: a shared daemon answers RUNNING without it.
+   */
+  private async build(path: string, bootstrapPath: string, config: ConfigV2): Promise<MountedInstance> {
+    const { createRafsInstance } = await import('./rafs-instance.js');
+    const instance = await createRafsInstance(
       bootstrapPath,
       config,
       this.startTime,
@@ -211,10 +215,12 @@ export class FuseDaemon {
   }
 
   /** Builds and attaches; the VFS refuses a taken or malformed `path` (callers check it first when building costs). */
-  private attach(path: string, bootstrapPath: string, config: ConfigV2): MountedInstance {
-    const m = this.build(path, bootstrapPath, config);
+  private async attach(path: string, bootstrapPath: string, config: ConfigV2, api = false): Promise<MountedInstance> {
+    const m = await this.build(path, bootstrapPath, config);
     this.open.add(m);
     try {
+      // through the API: the daemon may have begun to stop while the instance was built
+      if (api) this.checkServing();
       this.vfs.attach(path, this.hooks.instrument?.(m.instance.fs, m) ?? m.instance.fs, m);
     } catch (err) {
       this.open.delete(m);
@@ -225,14 +231,14 @@ export class FuseDaemon {
   }
 
   /** POST /api/v1/mount (nydusd-runtime.md 3.5.6): a new instance at `path` inside the FUSE mount, visible at once. */
-  mountInstance(path: string, bootstrapPath: string, configText: string, prefetch: string[] = []): MountedInstance {
+  async mountInstance(path: string, bootstrapPath: string, configText: string, prefetch: string[] = []): Promise<MountedInstance> {
     this.checkServing();
     // the place first: a taken or malformed path is the answer before anything is parsed or loaded
     this.vfs.checkAttach(path);
     const config = parseConfig(configText, (m) => this.log.warn(`configuration of ${path}: ${m}`));
     const bad = prefetch.find((p) => typeof p !== 'string' || !p.startsWith('/'));
     if (bad !== undefined) throw new Error(`invalid prefetch file list: ${JSON.stringify(bad)} is not an absolute path`);
-    const m = this.attach(path, bootstrapPath, config);
+    const m = await this.attach(path, bootstrapPath, config, true);
     this.prepareInBackground(m);
     this.log.info(`attached ${bootstrapPath} at ${path}`);
     return m;
@@ -243,14 +249,16 @@ export class FuseDaemon {
    * changes if that fails. Files opened before keep reading the old image until closed (the old instance lives on
    * while the kernel holds its nodes); new lookups see the new one.
    */
-  remountInstance(path: string, bootstrapPath: string, configText: string): MountedInstance {
+  async remountInstance(path: string, bootstrapPath: string, configText: string): Promise<MountedInstance> {
     this.checkServing();
     if (!this.vfs.find(path)) throw new InstancePathError(`object or filesystem doesn't exist at ${path}`);
     const config = parseConfig(configText, (m) => this.log.warn(`configuration of ${path}: ${m}`));
-    const m = this.build(path, bootstrapPath, config);
+    const m = await this.build(path, bootstrapPath, config);
     this.open.add(m);
     let old: MountedInstance;
     try {
+      // the daemon may have begun to stop while the instance was built
+      this.checkServing();
       old = this.vfs.replace(path, this.hooks.instrument?.(m.instance.fs, m) ?? m.instance.fs, m).old.owner;
     } catch (err) {
       this.open.delete(m);

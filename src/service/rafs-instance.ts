@@ -66,14 +66,14 @@ export interface RafsInstanceOptions {
   store?: DynamicConfigStore;
 }
 
-export function createRafsInstance(
+export async function createRafsInstance(
   bootstrapPath: string,
   config: ConfigV2,
   startTime: number,
   log?: Log,
   onReadError?: (message: string) => void,
   opts: RafsInstanceOptions = {},
-): RafsInstance {
+): Promise<RafsInstance> {
   const rafs = config.rafs;
   if (!rafs) throw new Error('no configuration information for rafs');
   const cache = config.cache;
@@ -93,7 +93,7 @@ export function createRafsInstance(
   }
   const v6 = bootstrap.superblock.version === 6;
   if (v6 && rafs.validate) throw new Error('RAFS v6 does not support digest validation (rafs.validate / digest_validate)');
-  const created = createBackend(config.backend, { log });
+  const created = await createBackend(config.backend, { log });
   const backend = opts.backendId !== undefined ? followingDynamicConfig(created, opts.backendId, config, opts.store ?? dynamicConfig) : created;
   const device = new BlobDevice(bootstrap.blobs, {
     backend,

@@ -44,7 +44,7 @@ test('registry_auth updates of the instance\'s id reach its backend; other ids d
         stop();
       };
     };
-    const instance = createRafsInstance(path.join(SAMPLE, 'bootstrap'), config, Date.now(), undefined, undefined, { backendId: '/img', store });
+    const instance = await createRafsInstance(path.join(SAMPLE, 'bootstrap'), config, Date.now(), undefined, undefined, { backendId: '/img', store });
     assert.equal(subscribed, 1);
     assert.equal(store.get('/img', 'registry_auth'), b64('u:pw1'), 'seeded at creation');
     const backend = instance.device.backend;

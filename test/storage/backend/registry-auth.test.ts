@@ -195,15 +195,15 @@ describe('registry auth', () => {
   it('checks the credential at creation, and takes IMAGE_PULL_AUTH when auth is absent', async () => {
     const { registry, id } = await registryWith({ kind: 'basic', user: 'carol', password: 'pw' });
     const cfg = (auth: string | null) => ({ type: 'registry' as const, registry: registryConfigFor(registry, { auth }) });
-    assert.throws(() => createBackend(cfg('%%%')), /^Error: registry backend 127\.0\.0\.1:\d+\/library\/test: registry\.auth is not base64/);
-    assert.throws(() => createBackend(cfg(b64('no-colon'))), /registry\.auth decodes to text without ':'/);
-    assert.throws(() => createBackend(cfg(Buffer.from([0xff, 0xfe, 0x3a]).toString('base64'))), /registry\.auth does not decode to UTF-8/);
-    assert.throws(() => createBackend(cfg(null), { env: { IMAGE_PULL_AUTH: b64('nocolon') } }), /IMAGE_PULL_AUTH decodes to text without ':'/);
-    const fromEnv = createBackend(cfg('  '), { env: { IMAGE_PULL_AUTH: b64('carol:pw') } });
+    await assert.rejects(createBackend(cfg('%%%')), /^Error: registry backend 127\.0\.0\.1:\d+\/library\/test: registry\.auth is not base64/);
+    await assert.rejects(createBackend(cfg(b64('no-colon'))), /registry\.auth decodes to text without ':'/);
+    await assert.rejects(createBackend(cfg(Buffer.from([0xff, 0xfe, 0x3a]).toString('base64'))), /registry\.auth does not decode to UTF-8/);
+    await assert.rejects(createBackend(cfg(null), { env: { IMAGE_PULL_AUTH: b64('nocolon') } }), /IMAGE_PULL_AUTH decodes to text without ':'/);
+    const fromEnv = await createBackend(cfg('  '), { env: { IMAGE_PULL_AUTH: b64('carol:pw') } });
     open.push(fromEnv);
     assert.ok((await fromEnv.read(id, 5, 50)).equals(BLOB.subarray(5, 55)));
     // auth wins over the environment
-    const both = createBackend(cfg(b64('carol:wrong')), { env: { IMAGE_PULL_AUTH: b64('carol:pw') } });
+    const both = await createBackend(cfg(b64('carol:wrong')), { env: { IMAGE_PULL_AUTH: b64('carol:pw') } });
     open.push(both);
     await assert.rejects(both.read(id, 0, 1), /answered 401/);
   });

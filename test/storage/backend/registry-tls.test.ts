@@ -70,16 +70,16 @@ describe('registry TLS', () => {
     }
   });
 
-  it('fails creation on a missing or invalid CA file, naming it', () => {
+  it('fails creation on a missing or invalid CA file, naming it', async () => {
     const missing = path.join(dir, 'missing.pem');
     const junk = path.join(dir, 'junk.pem');
     fs.writeFileSync(junk, 'not a certificate\n');
     const broken = path.join(dir, 'broken.pem');
     fs.writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
     const cfg = (f: string) => ({ type: 'registry' as const, registry: registryConfigFor(registry, { ca_cert_files: [certFile, f] }) });
-    assert.throws(() => createBackend(cfg(missing)), new RegExp(`ca_cert_files: cannot read ${missing}: ENOENT`));
-    assert.throws(() => createBackend(cfg(junk)), new RegExp(`ca_cert_files: ${junk} holds no PEM certificate`));
-    assert.throws(() => createBackend(cfg(broken)), new RegExp(`ca_cert_files: certificate 1 of ${broken} is invalid`));
+    await assert.rejects(createBackend(cfg(missing)), new RegExp(`ca_cert_files: cannot read ${missing}: ENOENT`));
+    await assert.rejects(createBackend(cfg(junk)), new RegExp(`ca_cert_files: ${junk} holds no PEM certificate`));
+    await assert.rejects(createBackend(cfg(broken)), new RegExp(`ca_cert_files: certificate 1 of ${broken} is invalid`));
   });
 
   it('connect_timeout bounds a TLS handshake that never completes', { timeout: 30_000 }, async () => {

@@ -28,7 +28,7 @@ describe('blob ids that cannot name a cache file', () => {
       const bootstrap = loadBootstrap(img.bootstrap);
       const blobs = bootstrap.blobs.map((b) => ({ ...b, blobId: id }));
       const workDir = path.join(work, 'cache', String(id.length));
-      const backend = createBackend(localfsDirConfig(img.blobDir).backend);
+      const backend = await createBackend(localfsDirConfig(img.blobDir).backend);
       const device = new BlobDevice(blobs, {
         backend, workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false, validateCache: false, digester: bootstrap.superblock.digester,
       });

@@ -37,7 +37,7 @@ describe('leased reads over a small chunk arena', () => {
 
   for (const compressed of [false, true]) it(`keeps every leased byte until release while slots are reused underneath${compressed ? ' (compressed cache)' : ''}`, async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const backend = createBackend(localfsDirConfig(img.blobDir).backend);
+    const backend = await createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
       backend, arena, recentBytes: 0, workDir: path.join(work, compressed ? 'cache-raw' : 'cache'), useBlobMeta: true, amplifyIo: 2 * CHUNK,
@@ -81,7 +81,7 @@ describe('leased reads over a small chunk arena', () => {
 
   it('without a lease the device hands out copies, never arena memory', async () => {
     const bootstrap = loadBootstrap(img.bootstrap);
-    const backend = createBackend(localfsDirConfig(img.blobDir).backend);
+    const backend = await createBackend(localfsDirConfig(img.blobDir).backend);
     const arena = new ChunkArena(CHUNK, 8 * CHUNK);
     const device = new BlobDevice(bootstrap.blobs, {
       backend, arena, workDir: path.join(work, 'cache2'), useBlobMeta: true, amplifyIo: 0,

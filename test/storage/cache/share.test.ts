@@ -29,9 +29,9 @@ describe('storage shared by the images of a process', () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  const device = (share: StorageShare, workDir: string, compressed = false) =>
+  const device = async (share: StorageShare, workDir: string, compressed = false) =>
     new BlobDevice(bs.blobs, {
-      backend: createBackend(localfsDirConfig(img.blobDir).backend), workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false,
+      backend: await createBackend(localfsDirConfig(img.blobDir).backend), workDir, useBlobMeta: true, amplifyIo: 0, validateFetch: false,
       validateCache: false, digester: bs.superblock.digester, compressed, share,
     });
   const whole = (chunks: ChunkInfo[]) => chunks.map((chunk) => ({ chunk, start: 0, end: chunk.uncompressedSize }));
@@ -39,8 +39,8 @@ describe('storage shared by the images of a process', () => {
   it('two images reading the same blob fetch each chunk once, and the cache outlives the first to close', async () => {
     const share = new StorageShare();
     const workDir = path.join(work, 'cache');
-    const a = device(share, workDir);
-    const b = device(share, workDir);
+    const a = await device(share, workDir);
+    const b = await device(share, workDir);
     const chunks = fileChunks(bs, 'file');
     const [fromA, fromB] = await Promise.all([a.read(whole(chunks)), b.read(whole(chunks))]);
     assert.ok(Buffer.concat(fromA).equals(data));
@@ -63,8 +63,8 @@ describe('storage shared by the images of a process', () => {
   it('a second image asking for the other cache layout in the same work_dir is refused, not allowed to wipe it', async () => {
     const share = new StorageShare();
     const workDir = path.join(work, 'layouts');
-    const plain = device(share, workDir, false);
-    const raw = device(share, workDir, true);
+    const plain = await device(share, workDir, false);
+    const raw = await device(share, workDir, true);
     const chunks = fileChunks(bs, 'file').slice(0, 2);
     assert.ok(Buffer.concat(await plain.read(whole(chunks))).equals(data.subarray(0, 2 * 0x10000)));
     await assert.rejects(raw.read(whole(chunks)), /cached in .* with cache\.compressed false by another mounted image/);
