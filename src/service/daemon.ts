@@ -13,7 +13,6 @@ import type { RafsInstance } from './rafs-instance.js';
 import { InstancePathError, Vfs } from './vfs.js';
 import { DaemonStateMachine } from './state-machine.js';
 import { reclaimMemory } from './memory.js';
-import { processStorage } from '../storage/cache/share.js';
 import { ErrorEvents } from './events.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 
@@ -97,8 +96,6 @@ export class FuseDaemon {
       startTime: this.startTime,
       released: (m) => this.release(m),
     });
-    // the daemon owns the process: once reads pause, what they left goes back to the kernel
-    processStorage.onQuiet = reclaimMemory;
   }
 
   /** The FUSE session, once mounted (metrics read its requests in flight). */
@@ -200,7 +197,9 @@ export class FuseDaemon {
    * the blob cache, the backends) is imported with the first one: a shared daemon answers RUNNING without it.
    */
   private async build(path: string, bootstrapPath: string, config: ConfigV2): Promise<MountedInstance> {
-    const { createRafsInstance } = await import('./rafs-instance.js');
+    const [{ createRafsInstance }, { processStorage }] = await Promise.all([import('./rafs-instance.js'), import('../storage/cache/share.js')]);
+    // the daemon owns the process: once reads pause, what they left goes back to the kernel
+    processStorage.onQuiet = reclaimMemory;
     const instance = await createRafsInstance(
       bootstrapPath,
       config,
