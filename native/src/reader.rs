@@ -10,7 +10,7 @@
 //! Events reach JS in the order the thread sent them: requests, then at most one of closed/stopped/error, then
 //! exited, after which the thread touches neither the ring nor the fd.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -53,7 +53,6 @@ extern "C" {
     ) -> napi_status;
     fn napi_create_reference(env: napi_env, value: napi_value, initial_refcount: u32, result: *mut napi_ref) -> napi_status;
     fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
-    fn napi_create_string_utf8(env: napi_env, s: *const c_char, length: usize, result: *mut napi_value) -> napi_status;
 }
 
 /// Event kinds as the JS callback receives them (src/native/index.ts FuseReaderEvent).
@@ -142,11 +141,8 @@ unsafe fn deliver(env: napi_env, js_cb: napi_value, event: &Event) -> Res<()> {
     if kind == EV_ERROR {
         let code = sys::errno_name(errno);
         let message = format!("{code}: {}, read", sys::strerror(errno));
-        let (mut c, mut m) = (ptr::null_mut(), ptr::null_mut());
-        ok(napi_create_string_utf8(env, code.as_ptr() as *const c_char, code.len(), &mut c), "napi_create_string_utf8")?;
-        ok(napi_create_string_utf8(env, message.as_ptr() as *const c_char, message.len(), &mut m), "napi_create_string_utf8")?;
-        argv[3] = c;
-        argv[4] = m;
+        argv[3] = napi::string(env, code)?;
+        argv[4] = napi::string(env, &message)?;
         argc = 5;
     }
     let mut result = ptr::null_mut();
@@ -238,16 +234,13 @@ pub unsafe extern "C" fn start_fuse_reader(env: napi_env, info: napi_callback_in
         // call_js's context: valid until finalize, which drops Keep's count after the last call_js
         let context = Arc::as_ptr(&shared);
         let keep = Box::into_raw(Box::new(Keep { refs, shared: Arc::into_raw(shared.clone()) }));
-        let name = "nydus:fuse-reader";
-        let mut name_v = ptr::null_mut();
         let mut tsfn = ptr::null_mut();
-        let created = ok(napi_create_string_utf8(env, name.as_ptr() as *const c_char, name.len(), &mut name_v), "napi_create_string_utf8")
-            .and_then(|_| {
-                ok(
-                    napi_create_threadsafe_function(env, callback, ptr::null_mut(), name_v, 0, 1, keep as *mut c_void, finalize, context as *mut c_void, call_js, &mut tsfn),
-                    "napi_create_threadsafe_function",
-                )
-            });
+        let created = napi::string(env, "nydus:fuse-reader").and_then(|name_v| {
+            ok(
+                napi_create_threadsafe_function(env, callback, ptr::null_mut(), name_v, 0, 1, keep as *mut c_void, finalize, context as *mut c_void, call_js, &mut tsfn),
+                "napi_create_threadsafe_function",
+            )
+        });
         if let Err(e) = created {
             finalize(env, keep as *mut c_void, ptr::null_mut());
             return Err(e);
