@@ -8,7 +8,7 @@
 // made with `forwardProxy` (every request sent to that proxy: http:// targets in absolute-form through a Pool aimed at
 // the proxy, anchors.md 4.2; https:// targets tunnelled with CONNECT) and decides per request which one to use. Token
 // requests keep using a direct transport.
-import { Pool, ProxyAgent, type Dispatcher } from 'undici';
+import { Pool, proxyAgentClass, type Dispatcher } from './undici.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ReadKind } from '../blob-backend.js';
@@ -150,6 +150,7 @@ export class HttpClient implements HttpTransport {
     let p = this.pools.get('CONNECT');
     if (!p) {
       const connectMs = Math.min(this.opts.connectTimeout * 1000, TIMER_MAX_MS);
+      const ProxyAgent = proxyAgentClass();
       p = new ProxyAgent({
         uri: this.forward!.href,
         connections: this.opts.connections ?? CONNECTIONS_PER_ORIGIN,
