@@ -102,8 +102,9 @@ describe('Kraken harness: a real cluster on loopback', { timeout: 600_000 }, () 
 
   it('refuses connections on a killed agent, and serves from its store again once restarted', async () => {
     await kraken.stopAgent();
-    await assert.rejects(httpRequest(`${kraken.serverUrl}/health`), /ECONNREFUSED/);
-    await assert.rejects(httpRequest(`${kraken.registryUrl}/v2/`), /ECONNREFUSED/);
+    // refused, or reset by a listener still closing as the agent exits (a fresh-clone CI run saw ECONNRESET once)
+    await assert.rejects(httpRequest(`${kraken.serverUrl}/health`), /ECONNREFUSED|ECONNRESET/);
+    await assert.rejects(httpRequest(`${kraken.registryUrl}/v2/`), /ECONNREFUSED|ECONNRESET/);
     await kraken.startAgent();
     const gets = registryGets();
     const res = await httpRequest(kraken.blobUrl(REPO, digest), { timeoutMs: 60_000 });
