@@ -2,6 +2,7 @@
 // mount/daemon bookkeeping that must be undone however a run ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { REF_NYDUSD } from '../test/helpers/peers.js';
@@ -394,4 +395,17 @@ export function rssNowMiB(pid: number): number {
 
 export async function startSquashfuse(image: string, mountpoint: string): Promise<FuseServer> {
   return FuseServer.start('squashfuse_ll', 'squashfuse_ll', ['-f', image, mountpoint], mountpoint);
+}
+
+/** One request to a daemon's API socket (a JSON body when given): status and body text. */
+export function apiRequest(sock: string, method: string, url: string, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: sock, method, path: url, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -6,11 +6,10 @@
 // have the same shape but their own bootstraps and blobs.
 //   node dist/bench/shared-rss.js [--work /tmp/nydus-bench] [--images 10]
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  dropCaches, fileSize, fmt, isMounted, loadavg, machineInfo, nydusdJs, parseCommonArgs, printTable, rmrf, sh,
+  apiRequest, dropCaches, fileSize, fmt, isMounted, loadavg, machineInfo, nydusdJs, parseCommonArgs, printTable, rmrf, sh,
   startSquashfuse, stopAll, waitFor, type FuseServer,
 } from './common.js';
 import { buildNydus, buildSquash } from './images.js';
@@ -50,18 +49,6 @@ function trees(work: string, n: number): string[] {
   return out;
 }
 
-function api(sock: string, method: string, url: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: sock, method, path: url, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode!, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** Walk and read everything under `dir`: what a container start touches, and more. */
 function use(dir: string): void {
   sh(`find '${dir}' > /dev/null && find '${dir}' -type f -exec cat {} + > /dev/null`);
@@ -99,7 +86,7 @@ async function main(): Promise<void> {
       const cache = path.join(dir, `cache-${i}`);
       fs.mkdirSync(cache);
       const config = JSON.stringify({ device: { backend: { type: 'localfs', config: { dir: images[i]!.nydus.blobDir } }, cache: { type: 'blobcache', config: { work_dir: cache } } }, mode: 'direct' });
-      const r = await api(sock, 'POST', `/api/v1/mount?mountpoint=%2Fimg${i}`, JSON.stringify({ fs_type: 'rafs', source: images[i]!.nydus.bootstrap, config }));
+      const r = await apiRequest(sock, 'POST', `/api/v1/mount?mountpoint=%2Fimg${i}`, JSON.stringify({ fs_type: 'rafs', source: images[i]!.nydus.bootstrap, config }));
       if (r.status !== 204) throw new Error(`mount ${i}: ${r.status} ${r.text}`);
       dropCaches();
       use(path.join(mnt, `img${i}`));
