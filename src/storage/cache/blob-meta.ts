@@ -19,6 +19,8 @@ export class BlobMeta {
     /** read in place: a chunk's record is decoded when a read asks for it (no object per chunk) */
     private readonly table: CiTable,
     readonly path: string,
+    /** settles once a table fetched from the backend is in work_dir (or could not be written, with a warning) */
+    readonly written: Promise<void> = Promise.resolve(),
   ) {}
 
   get count(): number {
@@ -68,21 +70,23 @@ export class BlobMeta {
     else decompress(blob.ciCompressor, stored, blob.ciUncompressedSize, out);
     encodeMetaHeader(header).copy(out, padded);
     const parsed = parseBlobMetaFile(out);
-    const tmp = `${file}.tmp-${process.pid}`;
-    try {
-      fs.mkdirSync(workDir, { recursive: true });
-      fs.writeFileSync(tmp, out);
-      fs.renameSync(tmp, file);
-    } catch (err) {
-      // a full or failing cache disk: the table serves from memory; the next start fetches it again
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // a failing disk may refuse this too; the stray file is overwritten by the next start
-      }
-      log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
-    }
-    return new BlobMeta(blob, parsed.table, file);
+    // written while the first reads go on: synchronously it held a shared daemon's first read of a small file for 8 ms
+    // (issue 11, --cpu-prof); whoever closes the blob waits for it (`written`)
+    return new BlobMeta(blob, parsed.table, file, persist(file, workDir, out, log));
+  }
+}
+
+/** Writes a fetched table to work_dir atomically; a full or failing disk leaves the table in memory for this run. */
+async function persist(file: string, workDir: string, out: Buffer, log?: Log): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    await fs.promises.mkdir(workDir, { recursive: true });
+    await fs.promises.writeFile(tmp, out);
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    // the next start fetches it again
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
   }
 }
 

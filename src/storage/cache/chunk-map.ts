@@ -54,10 +54,11 @@ export class ChunkMap {
     try {
       const st = fs.fstatSync(fd);
       if (st.size === 0) {
+        // no fsync here: whatever a crash leaves of a new map (empty, all zeros, or bits without their header, which
+        // is refused and started afresh by the cache file) marks nothing ready that is not; two fsyncs held a
+        // shared daemon's first read of a small file for 2-3 ms (issue 11)
         fs.ftruncateSync(fd, size);
-        fs.fsyncSync(fd);
         writeHeader(fd, false);
-        fs.fsyncSync(fd);
         return new ChunkMap(path, fd, chunkCount, Buffer.alloc(bitmapSize), false);
       }
       if (st.size !== size) {

@@ -105,9 +105,15 @@ export class StorageShare {
     if (!entry || --entry.refs > 0) return;
     this.blobs.delete(key);
     const b = await Promise.race([entry.opening.catch(() => undefined), new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
-    if (b === 'pending') void entry.opening.then((late) => late.cache.close(), () => undefined);
-    else await b?.cache.close();
+    if (b === 'pending') void entry.opening.then(closeBlob, () => undefined);
+    else if (b) await closeBlob(b);
   }
+}
+
+/** Closes a blob's cache once its CI table is written: the next start finds it in work_dir. */
+async function closeBlob(b: SharedBlob): Promise<void> {
+  await b.meta?.written;
+  await b.cache.close();
 }
 
 function keyOf(workDir: string, blobId: string): string {

@@ -1,0 +1,58 @@
+// A v6 blob's CI table fetched from the backend is served at once and written to work_dir while reads go on
+// (`written`); the next open finds it there and asks the backend nothing; a work_dir that cannot take it leaves the
+// table in memory with a warning.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadBootstrap } from '../../../src/rafs/bootstrap.js';
+import type { BlobInfo } from '../../../src/image-model.js';
+import { BlobMeta } from '../../../src/storage/cache/blob-meta.js';
+import { FakeBackend } from '../fake-backend.js';
+import { buildImage, mixedBytes, tempDir, type BuiltImage } from '../../nydusd/helpers.js';
+
+describe('blob meta (the CI table of a v6 blob)', () => {
+  let work: string;
+  let img: BuiltImage;
+  let blob: BlobInfo;
+  let blobBytes: Buffer;
+
+  before(() => {
+    work = tempDir('blob-meta');
+    const src = path.join(work, 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(path.join(src, 'file'), mixedBytes(300_000, 5));
+    img = buildImage(src, path.join(work, 'image'), { version: 6, compressor: 'zstd', chunkSize: '0x10000' });
+    blob = loadBootstrap(img.bootstrap).blobs[0]!;
+    blobBytes = readFileSync(path.join(img.blobDir, img.blobId));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('is served from the backend at once, written to work_dir by `written`, and read from there by the next open', async () => {
+    const workDir = path.join(work, 'cache');
+    const backend = new FakeBackend(blobBytes);
+    const meta = await BlobMeta.open(blob, workDir, backend);
+    assert.equal(backend.reads, 1);
+    assert.equal(meta.count, blob.chunkCount);
+    const first = meta.chunk(0)!;
+    assert.ok(first.compressedSize > 0 && first.uncompressedSize > 0);
+    await meta.written;
+    assert.ok(existsSync(meta.path), `${meta.path} written`);
+    const dead = new FakeBackend(blobBytes);
+    dead.pick = () => 'fail';
+    const again = await BlobMeta.open(blob, workDir, dead);
+    assert.equal(dead.reads, 0, 'the next open reads work_dir only');
+    assert.deepEqual(again.chunk(blob.chunkCount - 1), meta.chunk(blob.chunkCount - 1));
+  });
+
+  it('a work_dir that cannot be created leaves the table in memory, with a warning naming the file', async () => {
+    const notDir = path.join(work, 'a-file');
+    writeFileSync(notDir, 'x');
+    const logs: string[] = [];
+    const meta = await BlobMeta.open(blob, path.join(notDir, 'cache'), new FakeBackend(blobBytes), (level, msg) => logs.push(`${level} ${msg}`));
+    assert.equal(meta.chunk(0)!.uncompressedOffset, 0);
+    await meta.written;
+    assert.equal(logs.length, 1, logs.join('\n'));
+    assert.match(logs[0]!, /^warn blob meta .*\.blob\.meta: cannot be written \(.*\); the chunk table is kept in memory for this run$/);
+  });
+});
