@@ -104,6 +104,7 @@ async function main(): Promise<number> {
       });
       // a signal while the socket was being created: it must not outlive the daemon
       if (signalled) await api.close();
+      else if (!args.bootstrap) daemon.preloadImageModules();
     }
     // our extension: Prometheus text on --metrics-address, once the daemon is RUNNING
     if (args.metricsAddress && metrics && !signalled) {

@@ -182,13 +182,36 @@ export class FuseDaemon {
    * so that the first read of a huge layer finds them ready (issue 8: they were most of its cost).
    */
   private prepareInBackground(m: MountedInstance): void {
+    // the blob metas' requests go out at once, the indexes are built a turn of the loop later: on a registry the metas
+    // are the longer wait, and a shared daemon's first read of a small file waited 8 ms more for its blob meta with
+    // the indexes built before (issue 11, --cpu-prof)
+    void m.instance.device.openAll();
     setImmediate(() => {
       try {
         m.instance.bootstrap.prepare?.();
       } catch (err) {
         this.log.debug(`preparing the bootstrap's indexes: ${(err as Error).message} (left to the reads that need them)`);
       }
-      void m.instance.device.openAll();
+    });
+  }
+
+  /**
+   * A shared daemon imports what its first image will need (RAFS, the blob cache, the registry backend) once it is
+   * RUNNING and idle, rather than inside the snapshotter's first POST /api/v1/mount: from the request to a small file's
+   * bytes took 0.11 s with the imports in it (BENCHMARKS.md run AC). An import a mount also asks for is the same one.
+   */
+  preloadImageModules(): void {
+    setImmediate(() => {
+      Promise.all([
+        import('./rafs-instance.js'),
+        import('../storage/cache/share.js'),
+        import('../storage/backend/factory.js').then((f) => f.preloadRegistryBackend()),
+      ]).then(
+        // what loading left behind is collected now, while idle, rather than by the collections it would trigger
+        // during the first mount (three of 5-6 ms each in that profile)
+        () => reclaimMemory(),
+        (err: unknown) => this.log.warn(`loading the image modules ahead of the first mount: ${(err as Error).message}`),
+      );
     });
   }
 

@@ -47,6 +47,15 @@ export async function createBackend(config: BackendConfig | undefined, opts: Cre
   }
 }
 
+/**
+ * Imports the registry backend (and the HTTP client) ahead of its first use: a shared daemon does it while idle, since
+ * the images nydus-snapshotter mounts into it come from registries (issue 11, bench/registry-small-file.ts).
+ */
+export async function preloadRegistryBackend(): Promise<void> {
+  await import('./registry/registry.js');
+  await (await import('./http/undici.js')).warmUp();
+}
+
 /** The retry policy of a backend type: the network policy of 7.4, none for local backends (their reads fail for good). */
 export function retryPolicyOf(config: BackendConfig | undefined): RetryPolicy | undefined {
   switch (config?.type) {
