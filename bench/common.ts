@@ -259,6 +259,10 @@ export class FuseServer {
       if (s.exited) throw new Error(`${name} exited before mounting: ${s.stderrTail}`);
       // The mount appears before INIT completes; one stat waits for it.
       fs.statSync(mountpoint);
+      // nydusd creates its API socket once mounted (nydusd-runtime.md 1.9 step 8), a moment after the mount appears:
+      // a script that asks the API at once would race it
+      const sock = args[args.indexOf('--apisock') + 1];
+      if (args.includes('--apisock') && sock) await untilApiAnswers(sock, () => s.exited, name);
     } catch (e) {
       await s.stop();
       throw e;
@@ -408,4 +412,15 @@ export function apiRequest(sock: string, method: string, url: string, body?: str
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** Polls GET /api/v1/daemon on `sock` until it answers 200 (at most 10 s, or until `gone`). */
+async function untilApiAnswers(sock: string, gone: () => boolean, name: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const r = fs.existsSync(sock) ? await apiRequest(sock, 'GET', '/api/v1/daemon').catch(() => undefined) : undefined;
+    if (r?.status === 200) return;
+    if (gone() || Date.now() > end) throw new Error(`${name}: no answer on the API socket ${sock}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
 }
