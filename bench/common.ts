@@ -261,8 +261,8 @@ export class FuseServer {
       fs.statSync(mountpoint);
       // nydusd creates its API socket once mounted (nydusd-runtime.md 1.9 step 8), a moment after the mount appears:
       // a script that asks the API at once would race it
-      const sock = args[args.indexOf('--apisock') + 1];
-      if (args.includes('--apisock') && sock) await untilApiAnswers(sock, () => s.exited, name);
+      const api = args.indexOf('--apisock');
+      if (api >= 0) await untilRunning(args[api + 1]!, () => s.exited, name);
     } catch (e) {
       await s.stop();
       throw e;
@@ -414,13 +414,13 @@ export function apiRequest(sock: string, method: string, url: string, body?: str
   });
 }
 
-/** Polls GET /api/v1/daemon on `sock` until it answers 200 (at most 10 s, or until `gone`). */
-async function untilApiAnswers(sock: string, gone: () => boolean, name: string): Promise<void> {
+/** Polls GET /api/v1/daemon on `sock` until it answers with state RUNNING (at most 10 s, or until `gone`). */
+async function untilRunning(sock: string, gone: () => boolean, name: string): Promise<void> {
   const end = Date.now() + 10_000;
   for (;;) {
     const r = fs.existsSync(sock) ? await apiRequest(sock, 'GET', '/api/v1/daemon').catch(() => undefined) : undefined;
-    if (r?.status === 200) return;
-    if (gone() || Date.now() > end) throw new Error(`${name}: no answer on the API socket ${sock}`);
+    if (r?.status === 200 && (JSON.parse(r.text) as { state?: string }).state === 'RUNNING') return;
+    if (gone() || Date.now() > end) throw new Error(`${name}: not RUNNING on the API socket ${sock}`);
     await new Promise((res) => setTimeout(res, 10));
   }
 }

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   apiRequest, dropCaches, fmt, isMounted, loadavg, machineInfo, median, nowSec, nydusdJs, parseCommonArgs, printTable, projectRoot, referenceNydusd, rmrf,
-  runsList, sh, stopAll, timedAsync,
+  FuseServer, runsList, sh, stopAll, timedAsync,
 } from './common.js';
 import { pythonRootfsTar } from './datasets.js';
 import { daemonCommand, RegistryClient, startRegistry, writeRegistryNydusdConfig, type Daemon, type Registry } from './registry.js';
@@ -113,18 +113,12 @@ async function sharedMountAndRead(which: Daemon, config: string, bootstrap: stri
   const mnt = path.join(dir, 'mnt');
   const sock = path.join(dir, 'api.sock');
   rmrf(dir);
-  fs.mkdirSync(mnt, { recursive: true });
   const argv = ['fuse', '--mountpoint', mnt, '--apisock', sock, '--log-level', 'warn'];
-  const child = which === 'nydusd' ? spawn(process.execPath, [nydusdJs, ...argv], { stdio: 'ignore' }) : spawn(referenceNydusd, [...argv, '--rlimit-nofile', '0'], { stdio: 'ignore' });
-  const gone = new Promise<void>((r) => child.once('close', () => r()));
+  // FuseServer.start returns once the API answers RUNNING
+  const server = which === 'nydusd'
+    ? await FuseServer.start(which, process.execPath, [nydusdJs, ...argv], mnt)
+    : await FuseServer.start(which, referenceNydusd, [...argv, '--rlimit-nofile', '0'], mnt);
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const r = fs.existsSync(sock) ? await apiRequest(sock, 'GET', '/api/v1/daemon').catch(() => undefined) : undefined;
-      if (r?.status === 200 && (JSON.parse(r.text) as { state?: string }).state === 'RUNNING') break;
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the shared ${which} did not reach RUNNING`);
-      await new Promise((res) => setTimeout(res, 10));
-    }
     // the snapshotter starts its shared daemon with itself, well before the first container: a second of quiet
     await new Promise((res) => setTimeout(res, 1000));
     dropCaches();
@@ -135,11 +129,7 @@ async function sharedMountAndRead(which: Daemon, config: string, bootstrap: stri
     const bytes = await fs.promises.readFile(path.join(mnt, 'img', file));
     return { seconds: nowSec() - t0, bytes };
   } finally {
-    child.kill('SIGTERM');
-    const bound = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await gone;
-    clearTimeout(bound);
-    if (isMounted(mnt)) sh(`umount -l ${mnt}`);
+    await server.stop();
   }
 }
 
