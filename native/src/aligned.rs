@@ -9,21 +9,18 @@ use std::alloc::{self, Layout};
 use std::ffi::c_void;
 use std::ptr;
 
-use crate::napi::{self, fail, napi_callback_info, napi_env, napi_value};
+use crate::napi::{self, fail, napi_callback_info, napi_env, napi_finalize, napi_status, napi_value};
 
 pub const ALIGN: usize = 4096;
 /// Larger requests are refused: a RAFS chunk is at most 16 MiB.
 const MAX_SIZE: usize = 64 << 20;
-
-type napi_status = i32;
-type Finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void);
 
 extern "C" {
     fn napi_create_external_buffer(
         env: napi_env,
         length: usize,
         data: *mut c_void,
-        finalize_cb: Finalize,
+        finalize_cb: napi_finalize,
         finalize_hint: *mut c_void,
         result: *mut napi_value,
     ) -> napi_status;

@@ -15,6 +15,9 @@ pub type napi_value = *mut c_void;
 pub type napi_callback_info = *mut c_void;
 pub type napi_status = i32;
 pub type napi_callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
+pub type napi_ref = *mut c_void;
+/// A finalizer Node-API calls when it frees what it was given (an external buffer, a thread-safe function).
+pub type napi_finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void);
 
 const NAPI_OK: napi_status = 0;
 const NAPI_AUTO_LENGTH: usize = usize::MAX;
@@ -76,7 +79,7 @@ extern "C" {
     fn napi_create_uint32(env: napi_env, value: u32, result: *mut napi_value) -> napi_status;
     fn napi_create_int32(env: napi_env, value: i32, result: *mut napi_value) -> napi_status;
     fn napi_create_double(env: napi_env, value: f64, result: *mut napi_value) -> napi_status;
-    fn napi_create_string_utf8(env: napi_env, s: *const c_char, length: usize, result: *mut napi_value) -> napi_status;
+    pub fn napi_create_string_utf8(env: napi_env, s: *const c_char, length: usize, result: *mut napi_value) -> napi_status;
     fn napi_create_object(env: napi_env, result: *mut napi_value) -> napi_status;
     fn napi_create_array_with_length(env: napi_env, length: usize, result: *mut napi_value) -> napi_status;
     fn napi_is_array(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
@@ -84,7 +87,9 @@ extern "C" {
     fn napi_get_element(env: napi_env, object: napi_value, index: u32, result: *mut napi_value) -> napi_status;
     fn napi_set_element(env: napi_env, object: napi_value, index: u32, value: napi_value) -> napi_status;
     fn napi_get_undefined(env: napi_env, result: *mut napi_value) -> napi_status;
-    fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
+    pub fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
+    pub fn napi_create_reference(env: napi_env, value: napi_value, initial_refcount: u32, result: *mut napi_ref) -> napi_status;
+    pub fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
     fn napi_throw(env: napi_env, error: napi_value) -> napi_status;
     fn napi_throw_error(env: napi_env, code: *const c_char, msg: *const c_char) -> napi_status;
     fn napi_is_exception_pending(env: napi_env, result: *mut bool) -> napi_status;

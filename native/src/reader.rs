@@ -15,13 +15,13 @@ use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::napi::{self, fail, napi_callback_info, napi_env, napi_value, Res};
+use crate::napi::{
+    self, fail, napi_callback_info, napi_create_reference, napi_delete_reference, napi_env, napi_finalize, napi_ref, napi_status, napi_value,
+    Res,
+};
 use crate::sys;
 
-type napi_status = i32;
-type napi_ref = *mut c_void;
 type napi_threadsafe_function = *mut c_void;
-type Finalize = unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void);
 type CallJs = unsafe extern "C" fn(env: napi_env, js_cb: napi_value, context: *mut c_void, data: *mut c_void);
 
 const NAPI_TSFN_RELEASE: i32 = 0;
@@ -36,7 +36,7 @@ extern "C" {
         max_queue_size: usize,
         initial_thread_count: usize,
         thread_finalize_data: *mut c_void,
-        thread_finalize_cb: Finalize,
+        thread_finalize_cb: napi_finalize,
         context: *mut c_void,
         call_js_cb: CallJs,
         result: *mut napi_threadsafe_function,
@@ -51,8 +51,6 @@ extern "C" {
         argv: *const napi_value,
         result: *mut napi_value,
     ) -> napi_status;
-    fn napi_create_reference(env: napi_env, value: napi_value, initial_refcount: u32, result: *mut napi_ref) -> napi_status;
-    fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
 }
 
 /// Event kinds as the JS callback receives them (src/native/index.ts FuseReaderEvent).

@@ -9,12 +9,13 @@ use std::ptr;
 
 use crate::codec;
 use crate::sys;
-use crate::napi::{self, fail, napi_callback_info, napi_env, napi_value, Bytes, Res};
+use crate::napi::{
+    self, fail, napi_callback_info, napi_create_error, napi_create_reference, napi_create_string_utf8, napi_delete_reference, napi_env,
+    napi_ref, napi_status, napi_value, Bytes, Res,
+};
 
-type napi_status = i32;
 type napi_async_work = *mut c_void;
 type napi_deferred = *mut c_void;
-type napi_ref = *mut c_void;
 type Execute = unsafe extern "C" fn(env: napi_env, data: *mut c_void);
 type Complete = unsafe extern "C" fn(env: napi_env, status: napi_status, data: *mut c_void);
 
@@ -33,10 +34,6 @@ extern "C" {
     fn napi_create_promise(env: napi_env, deferred: *mut napi_deferred, promise: *mut napi_value) -> napi_status;
     fn napi_resolve_deferred(env: napi_env, deferred: napi_deferred, resolution: napi_value) -> napi_status;
     fn napi_reject_deferred(env: napi_env, deferred: napi_deferred, rejection: napi_value) -> napi_status;
-    fn napi_create_reference(env: napi_env, value: napi_value, initial_refcount: u32, result: *mut napi_ref) -> napi_status;
-    fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
-    fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
-    fn napi_create_string_utf8(env: napi_env, s: *const c_char, length: usize, result: *mut napi_value) -> napi_status;
 }
 
 enum Task {

@@ -6,8 +6,8 @@
 // 0.34 s to its API socket (measured, issue 11), the JSON form under 1 ms. A stale or missing form costs only that time.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { parseYaml } from '../config/parse.js';
 import { projectRoot } from '../service/version.js';
 
 export const API_DOCUMENTS = ['v1.yaml', 'v2.yaml'];
@@ -61,9 +61,6 @@ function schemaOnly(s: unknown): unknown {
   }
   return out;
 }
-
-const requireHere = createRequire(import.meta.url);
-const parseYaml = (text: string): unknown => (requireHere('yaml') as typeof import('yaml')).parse(text);
 
 /** What `vN.parsed.json` holds: the digest of the YAML text it was made from, and the parsed document. */
 export interface ParsedDocument {

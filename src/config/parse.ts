@@ -25,7 +25,8 @@ type Obj = Record<string, unknown>;
  */
 const requireHere = createRequire(import.meta.url);
 const parseToml = (text: string): unknown => (requireHere('smol-toml') as typeof import('smol-toml')).parse(text);
-const parseYaml = (text: string): unknown => (requireHere('yaml') as typeof import('yaml')).parse(text);
+/** YAML text to a plain value, the parser loaded on first use; also the API's documents' fallback (api/documents.ts). */
+export const parseYaml = (text: string): unknown => (requireHere('yaml') as typeof import('yaml')).parse(text);
 
 
 /** A duration in seconds: a finite number >= 0, clamped to what a timer can wait. */
