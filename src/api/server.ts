@@ -13,6 +13,7 @@ import { loadApiRoutes, type ApiRoute } from './documents.js';
 import { ApiError, errorBody } from './errors.js';
 import { RawJson } from './raw-json.js';
 import { prepareSocketPath } from './socket-path.js';
+import { lazySchemaController } from './validators.js';
 import { HANDLERS, type ApiContext, type Handler } from './handlers.js';
 
 /** The reference's largest request body (spec 3.1). */
@@ -158,6 +159,7 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     routerOptions: { querystringParser: parseQuery },
     // query values stay strings and bodies keep their JSON types: {"log_level": 5} is a wrong type, not "5"
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    schemaController: lazySchemaController(),
     serverFactory: (handler) => {
       // no Host header needed: this is a Unix socket, and node's own bare 400 for a request without one would not
       // have the error shape

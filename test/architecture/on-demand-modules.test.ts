@@ -12,15 +12,17 @@ import { projectRoot } from '../helpers/paths.js';
 
 const HEAVY = ['undici', 'yaml', 'smol-toml', 'fastify'];
 
+/** the JS of `heavyLoaded(list)`: which of `list` the running process has loaded (from require.cache) */
+const HEAVY_LOADED = "const heavyLoaded = (list) => { const loaded = Object.keys(createRequire(import.meta.url).cache); return list.filter((p) => loaded.some((f) => f.includes('/node_modules/' + p + '/'))); };";
+
 /** Runs `body` (an ES module body with `dist` bound to the built tree) and returns the HEAVY packages it loaded. */
 function packagesLoadedBy(body: string): string[] {
   const script = [
     "import { createRequire } from 'node:module';",
     `const dist = ${JSON.stringify(path.join(projectRoot, 'dist', 'src'))};`,
+    HEAVY_LOADED,
     body,
-    'const loaded = Object.keys(createRequire(import.meta.url).cache);',
-    `const heavy = ${JSON.stringify(HEAVY)}.filter((p) => loaded.some((f) => f.includes('/node_modules/' + p + '/')));`,
-    'process.stdout.write(JSON.stringify(heavy));',
+    `process.stdout.write(JSON.stringify(heavyLoaded(${JSON.stringify(HEAVY)})));`,
   ].join('\n');
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
@@ -69,6 +71,41 @@ test('the API server and its routes load fastify but not the YAML parser', () =>
     await import(dist + '/api/server.js');
     const { loadApiRoutes } = await import(dist + '/api/documents.js');
     if (!loadApiRoutes().some((r) => r.operationId === 'describeDaemon')) throw new Error('no routes');
+  `);
+  assert.deepEqual(loaded, ['fastify']);
+});
+
+test('the API server compiles its schemas with ajv on the first validated request, not while it starts', () => {
+  // every documented route answers {} here: what is watched is when ajv loads, and that validation still refuses
+  const loaded = packagesLoadedBy(`
+    const http = await import('node:http');
+    const { ApiServer } = await import(dist + '/api/server.js');
+    const { loadApiRoutes } = await import(dist + '/api/documents.js');
+    const { Logger } = await import(dist + '/service/logger.js');
+    const routes = loadApiRoutes();
+    const handlers = Object.fromEntries(routes.map((r) => [r.operationId, { wrapper: 'Test', handle: () => ({}) }]));
+    const socketPath = '/tmp/nydus-ts-lazy-ajv-' + process.pid + '.sock';
+    const server = await ApiServer.start({ socketPath, context: {}, log: new Logger('off'), routes, handlers });
+    const ask = (method, url, body) => new Promise((resolve, reject) => {
+      const req = http.request({ socketPath, method, path: url }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve(res.statusCode + ' ' + text));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    try {
+      const atStart = heavyLoaded(['ajv']);
+      if (atStart.length) throw new Error('ajv loaded while the server started');
+      const bad = await ask('PUT', '/api/v1/daemon', JSON.stringify({ log_level: 5 }));
+      if (!/^400 .*"ParseBody: body \\/log_level must be string"/.test(bad)) throw new Error('a wrong type was answered ' + bad);
+      if (heavyLoaded(['ajv']).length !== 1) throw new Error('the body was checked without ajv');
+      const good = await ask('PUT', '/api/v1/daemon', JSON.stringify({ log_level: 'info' }));
+      if (!good.startsWith('200 ')) throw new Error('a valid body was answered ' + good);
+    } finally {
+      await server.close();
+    }
   `);
   assert.deepEqual(loaded, ['fastify']);
 });

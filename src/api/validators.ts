@@ -1,0 +1,46 @@
+// The compilers fastify validates requests with (its own @fastify/ajv-compiler), loaded and run when a route first
+// takes a request instead of while the server starts. Compiling the documents' ~30 schemas with ajv took 60-80 ms of
+// CPU between the mount and the API socket (a --cpu-prof of a dedicated daemon, session 17), and the snapshotter waits
+// for that socket's RUNNING before it uses the mount (snapshotter-contract.md 3.2). Each route's schema is compiled
+// once, on its first request: the same validation, errors and messages as fastify's default.
+import { createRequire } from 'node:module';
+import type { FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
+
+type ValidatorFactory = (externalSchemas: unknown, options: unknown) => FastifySchemaCompiler<unknown>;
+type SerializerFactory = (externalSchemas: unknown, options: unknown) => (route: unknown) => (data: unknown) => string;
+
+// fastify's own dependencies, resolved from fastify's folder as fastify itself would resolve them
+const requireFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
+
+function lazyValidatorFactory(): ValidatorFactory {
+  return (externalSchemas, options) => {
+    let compile: FastifySchemaCompiler<unknown> | undefined;
+    const compiler = () => (compile ??= (requireFastify('@fastify/ajv-compiler') as () => ValidatorFactory)()(externalSchemas, options));
+    return (route) => {
+      let validate: ReturnType<FastifySchemaCompiler<unknown>> | undefined;
+      const lazy = ((data: unknown) => {
+        validate ??= compiler()(route);
+        const result = validate(data);
+        // fastify reads a failed validation's errors from the function it was given
+        lazy.errors = validate.errors;
+        return result;
+      }) as ReturnType<FastifySchemaCompiler<unknown>>;
+      return lazy;
+    };
+  };
+}
+
+/** The serializer compiler is only needed by a route with a response schema (none today): loaded when asked for. */
+function lazySerializerFactory(): SerializerFactory {
+  return (externalSchemas, options) => (requireFastify('@fastify/fast-json-stringify-compiler') as () => SerializerFactory)()(externalSchemas, options);
+}
+
+/** fastify's `schemaController` option that defers both compilers. */
+export function lazySchemaController(): NonNullable<FastifyServerOptions['schemaController']> {
+  return {
+    compilersFactory: {
+      buildValidator: lazyValidatorFactory() as never,
+      buildSerializer: lazySerializerFactory() as never,
+    },
+  };
+}
