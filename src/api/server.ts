@@ -13,7 +13,7 @@ import { loadApiRoutes, type ApiRoute } from './documents.js';
 import { ApiError, errorBody } from './errors.js';
 import { RawJson } from './raw-json.js';
 import { prepareSocketPath } from './socket-path.js';
-import { lazySchemaController } from './validators.js';
+import { LazySchemas } from './validators.js';
 import { HANDLERS, type ApiContext, type Handler } from './handlers.js';
 
 /** The reference's largest request body (spec 3.1). */
@@ -82,15 +82,22 @@ export class ApiServer {
     readonly app: FastifyInstance,
     readonly socketPath: string,
     private readonly log: Logger,
+    private readonly schemas: LazySchemas,
   ) {}
+
+  /** Compiles every route's request schemas now rather than on each route's first request (validators.ts). */
+  compileSchemas(): void {
+    this.schemas.compileAll();
+  }
 
   /** Builds the server, checks documents against handlers, and listens (replacing a stale socket file). */
   static async start(o: ApiServerOptions): Promise<ApiServer> {
     const routes = o.routes ?? loadApiRoutes();
     const handlers = o.handlers ?? HANDLERS;
     checkHandlers(routes, handlers);
-    const app = buildApp(routes, handlers, o.context, o.log);
-    const server = new ApiServer(app, o.socketPath, o.log);
+    const schemas = new LazySchemas();
+    const app = buildApp(routes, handlers, o.context, o.log, schemas);
+    const server = new ApiServer(app, o.socketPath, o.log, schemas);
     app.server.on('connection', (s: Socket) => {
       server.connections.add(s);
       s.once('close', () => server.connections.delete(s));
@@ -144,7 +151,7 @@ export class ApiServer {
 }
 
 
-function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger): FastifyInstance {
+function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: ApiContext, log: Logger, schemas: LazySchemas): FastifyInstance {
   const documentedPaths = new Set(routes.map((r) => r.path));
   // the latest request of each connection: a parser error in the body of a request already answered (fastify may
   // answer from the headers, e.g. a body on a route that takes none) must not get a second answer
@@ -159,7 +166,7 @@ function buildApp(routes: ApiRoute[], handlers: Record<string, Handler>, ctx: Ap
     routerOptions: { querystringParser: parseQuery },
     // query values stay strings and bodies keep their JSON types: {"log_level": 5} is a wrong type, not "5"
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
-    schemaController: lazySchemaController(),
+    schemaController: schemas.controller,
     serverFactory: (handler) => {
       // no Host header needed: this is a Unix socket, and node's own bare 400 for a request without one would not
       // have the error shape

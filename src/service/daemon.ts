@@ -200,12 +200,13 @@ export class FuseDaemon {
    * RUNNING and idle, rather than inside the snapshotter's first POST /api/v1/mount: from the request to a small file's
    * bytes took 0.11 s with the imports in it (BENCHMARKS.md run AC). An import a mount also asks for is the same one.
    */
-  preloadImageModules(): void {
+  preloadImageModules(alsoWhileIdle?: () => void): void {
     setImmediate(() => {
       Promise.all([
         import('./rafs-instance.js'),
         import('../storage/cache/share.js'),
         import('../storage/backend/factory.js').then((f) => f.preloadRegistryBackend()),
+        Promise.resolve().then(alsoWhileIdle),
       ]).then(
         // what loading left behind is collected now, while idle, rather than by the collections it would trigger
         // during the first mount (three of 5-6 ms each in that profile)

@@ -75,9 +75,9 @@ test('the API server and its routes load fastify but not the YAML parser', () =>
   assert.deepEqual(loaded, ['fastify']);
 });
 
-test('the API server compiles its schemas with ajv on the first validated request, not while it starts', () => {
-  // every documented route answers {} here: what is watched is when ajv loads, and that validation still refuses
-  const loaded = packagesLoadedBy(`
+/** Starts the API server with every documented route answering {}, runs `body` with `ask` and `server`, then closes it. */
+function withApiServer(body: string): string[] {
+  return packagesLoadedBy(`
     const http = await import('node:http');
     const { ApiServer } = await import(dist + '/api/server.js');
     const { loadApiRoutes } = await import(dist + '/api/documents.js');
@@ -95,17 +95,34 @@ test('the API server compiles its schemas with ajv on the first validated reques
       req.on('error', reject);
       req.end(body);
     });
-    try {
-      const atStart = heavyLoaded(['ajv']);
-      if (atStart.length) throw new Error('ajv loaded while the server started');
+    const wrongType = async () => {
       const bad = await ask('PUT', '/api/v1/daemon', JSON.stringify({ log_level: 5 }));
       if (!/^400 .*"ParseBody: body \\/log_level must be string"/.test(bad)) throw new Error('a wrong type was answered ' + bad);
-      if (heavyLoaded(['ajv']).length !== 1) throw new Error('the body was checked without ajv');
       const good = await ask('PUT', '/api/v1/daemon', JSON.stringify({ log_level: 'info' }));
       if (!good.startsWith('200 ')) throw new Error('a valid body was answered ' + good);
+    };
+    try {
+      if (heavyLoaded(['ajv']).length) throw new Error('ajv loaded while the server started');
+      ${body}
     } finally {
       await server.close();
     }
+  `);
+}
+
+test('the API server compiles its schemas with ajv on the first validated request, not while it starts', () => {
+  const loaded = withApiServer(`
+    await wrongType();
+    if (heavyLoaded(['ajv']).length !== 1) throw new Error('the body was checked without ajv');
+  `);
+  assert.deepEqual(loaded, ['fastify']);
+});
+
+test('compileSchemas compiles them ahead (a shared daemon, while idle), and validation is unchanged', () => {
+  const loaded = withApiServer(`
+    server.compileSchemas();
+    if (heavyLoaded(['ajv']).length !== 1) throw new Error('compileSchemas did not load ajv');
+    await wrongType();
   `);
   assert.deepEqual(loaded, ['fastify']);
 });
