@@ -1,7 +1,7 @@
 // The compilers fastify validates requests with (its own @fastify/ajv-compiler), loaded and run when a route first
 // takes a request instead of while the server starts. Loading ajv and compiling the documents' schemas took 60-80 ms
 // of CPU between the mount and the API socket (a --cpu-prof of a dedicated daemon; BENCHMARKS.md run AE), and the
-// snapshotter waits for that socket's RUNNING before it uses the mount (snapshotter-contract.md 3.2). Each route's
+// snapshotter waits for that socket's RUNNING before it uses the mount (snapshotter-contract.md 3.3). Each route's
 // schema is compiled once, on its first request: the same validation, errors and messages as fastify's default.
 import { createRequire } from 'node:module';
 import type { FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
