@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  apiRequest, dropCaches, fileSize, fmt, isMounted, loadavg, machineInfo, nydusdJs, parseCommonArgs, printTable, rmrf, sh,
+  apiRequest, dropCaches, fileSize, fmt, isMounted, loadavg, machineInfo, median, nydusdJs, parseCommonArgs, printTable, rmrf, sh,
   startSquashfuse, stopAll, waitFor, type FuseServer,
 } from './common.js';
 import { buildNydus, buildSquash } from './images.js';
@@ -58,6 +58,20 @@ async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 3000));
 }
 
+/**
+ * The daemon's RSS once settled: the median of 5 samples 0.4 s apart after `settle`. A single sample caught the idle
+ * shared daemon mid-preparation once (82 MiB against 72-74 MiB in by-hand probes, BENCHMARKS.md run AE).
+ */
+async function settledRss(pid: number): Promise<number> {
+  await settle();
+  const samples: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    if (k > 0) await new Promise((r) => setTimeout(r, 400));
+    samples.push(rssMiB(pid));
+  }
+  return median(samples);
+}
+
 async function main(): Promise<void> {
   const { work, rest } = parseCommonArgs(process.argv.slice(2));
   const n = Number(rest.get('images') ?? '10');
@@ -80,8 +94,7 @@ async function main(): Promise<void> {
   const nydusRss: number[] = [];
   try {
     await waitFor(() => fs.existsSync(sock), 'the shared daemon socket');
-    await settle();
-    nydusRss.push(rssMiB(child.pid!));
+    nydusRss.push(await settledRss(child.pid!));
     for (let i = 0; i < n; i++) {
       const cache = path.join(dir, `cache-${i}`);
       fs.mkdirSync(cache);
@@ -90,8 +103,7 @@ async function main(): Promise<void> {
       if (r.status !== 204) throw new Error(`mount ${i}: ${r.status} ${r.text}`);
       dropCaches();
       use(path.join(mnt, `img${i}`));
-      await settle();
-      nydusRss.push(rssMiB(child.pid!));
+      nydusRss.push(await settledRss(child.pid!));
     }
   } finally {
     child.kill('SIGTERM');
