@@ -199,6 +199,7 @@ export class FuseDaemon {
    * A shared daemon imports what its first image will need (RAFS, the blob cache, the registry backend) once it is
    * RUNNING and idle, rather than inside the snapshotter's first POST /api/v1/mount: from the request to a small file's
    * bytes took 0.11 s with the imports in it (BENCHMARKS.md run AC). An import a mount also asks for is the same one.
+   * `alsoWhileIdle` runs in the same moment, before the garbage is collected (the API's schema compiles, from the CLI).
    */
   preloadImageModules(alsoWhileIdle?: () => void): void {
     setImmediate(() => {
