@@ -78,7 +78,7 @@ test('the API server and its routes load fastify but not the YAML parser', () =>
 /** Starts the API server with every documented route answering {}, runs `body` with `ask` and `server`, then closes it. */
 function withApiServer(body: string): string[] {
   return packagesLoadedBy(`
-    const http = await import('node:http');
+    const { request } = await import(${JSON.stringify(path.join(projectRoot, 'dist', 'test', 'api', 'helpers.js'))});
     const { ApiServer } = await import(dist + '/api/server.js');
     const { loadApiRoutes } = await import(dist + '/api/documents.js');
     const { Logger } = await import(dist + '/service/logger.js');
@@ -86,15 +86,10 @@ function withApiServer(body: string): string[] {
     const handlers = Object.fromEntries(routes.map((r) => [r.operationId, { wrapper: 'Test', handle: () => ({}) }]));
     const socketPath = '/tmp/nydus-ts-lazy-ajv-' + process.pid + '.sock';
     const server = await ApiServer.start({ socketPath, context: {}, log: new Logger('off'), routes, handlers });
-    const ask = (method, url, body) => new Promise((resolve, reject) => {
-      const req = http.request({ socketPath, method, path: url }, (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve(res.statusCode + ' ' + text));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    const ask = async (method, url, body) => {
+      const r = await request(socketPath, method, url, { body });
+      return r.status + ' ' + r.text;
+    };
     const wrongType = async () => {
       const bad = await ask('PUT', '/api/v1/daemon', JSON.stringify({ log_level: 5 }));
       if (!/^400 .*"ParseBody: body \\/log_level must be string"/.test(bad)) throw new Error('a wrong type was answered ' + bad);
