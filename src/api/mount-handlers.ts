@@ -62,10 +62,10 @@ export async function remountFilesystem(req: ApiRequest, ctx: ApiContext): Promi
   return undefined;
 }
 
-export function umountFilesystem(req: ApiRequest, ctx: ApiContext): undefined {
+export async function umountFilesystem(req: ApiRequest, ctx: ApiContext): Promise<undefined> {
   const path = mountpointOf(req);
   try {
-    ctx.daemon.umountInstance(path);
+    await ctx.daemon.umountInstance(path);
   } catch (err) {
     throw asApiError(err);
   }

@@ -265,6 +265,7 @@ export class FuseDaemon {
     const m = await this.attach(path, bootstrapPath, config, true);
     this.prepareInBackground(m);
     this.log.info(`attached ${bootstrapPath} at ${path}`);
+    await this.vfs.notified();
     return m;
   }
 
@@ -292,15 +293,18 @@ export class FuseDaemon {
     this.hooks.detached?.(old);
     this.prepareInBackground(m);
     this.log.info(`remounted ${path} with ${bootstrapPath}`);
+    await this.vfs.notified();
     return m;
   }
 
   /** DELETE /api/v1/mount: detaches the instance at `path`; its cache files stay on disk. */
-  umountInstance(path: string): void {
+  async umountInstance(path: string): Promise<void> {
     this.checkServing();
     const old = this.vfs.detach(path).owner;
     this.hooks.detached?.(old);
     this.log.info(`detached ${old.bootstrapPath} from ${path}`);
+    // the reply waits for the kernel to have dropped the instance's dentries
+    await this.vfs.notified();
   }
 
   private checkServing(): void {

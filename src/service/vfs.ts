@@ -94,6 +94,8 @@ export class Vfs<T> implements FileSystem {
   private readonly slots: (Attached<T> | undefined)[] = new Array(MAX_SLOT + 1).fill(undefined);
   /** set once the session exists; before that the kernel has cached nothing */
   notifier: Notifier | undefined;
+  /** notifications written but not yet taken by the kernel */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly opts: VfsOptions<T>) {
     this.root = { id: FUSE_ROOT, name: Buffer.from('/'), parent: undefined, children: new Map(), mount: undefined };
@@ -259,7 +261,22 @@ export class Vfs<T> implements FileSystem {
   private notify(fn: (n: Notifier) => Promise<void>): Promise<void> {
     const n = this.notifier;
     if (!n) return Promise.resolve();
-    return fn(n).catch(() => undefined);
+    const p: Promise<void> = fn(n).catch(() => undefined).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+    return p;
+  }
+
+  /**
+   * Resolves once the kernel has taken every notification issued so far, so an API reply that follows an attach or
+   * detach is not seen before the tree it changed (a stat right after DELETE must fail: snapshotter-contract.md 8
+   * item 14). Bounded by `limitMs`: a notification the kernel holds longer must not hold the reply with it.
+   */
+  async notified(limitMs = 1000): Promise<void> {
+    if (this.pending.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs)));
+    await Promise.race([Promise.all([...this.pending]), limit]);
+    clearTimeout(timer);
   }
 
   private walk(parts: string[]): PseudoNode<T> | undefined {

@@ -149,6 +149,36 @@ test('emptied pseudo directories disappear with their last instance; a listing c
   assert.throws(() => vfs.detach('/x/y/z'), /doesn't exist/);
 });
 
+test('notified() resolves only once the kernel has taken the notifications of a detach, and is bounded', async () => {
+  const { vfs } = newVfs();
+  vfs.attach('/a', image('a'), 'A');
+  // a kernel that takes notifications only when told to
+  const held: (() => void)[] = [];
+  const taken: string[] = [];
+  vfs.notifier = {
+    invalEntry: (p, n) => new Promise<void>((r) => held.push(() => (taken.push(`entry ${p} ${n.toString()}`), r()))),
+    invalInode: (n) => new Promise<void>((r) => held.push(() => (taken.push(`inode ${n}`), r()))),
+  };
+  vfs.detach('/a');
+  let done = false;
+  const waiting = vfs.notified(60_000).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(done, false, 'notified() resolved before the kernel took anything');
+  assert.ok(held.length >= 2, `${held.length} notifications issued`);
+  for (const release of held.splice(0)) release();
+  await waiting;
+  assert.ok(taken.includes('entry 1 a') && taken.includes('inode 1'), taken.join(', '));
+  // a notification the kernel never takes holds notified() for its bound only
+  vfs.attach('/b', image('b'), 'B');
+  const t0 = Date.now();
+  await vfs.notified(50);
+  assert.ok(Date.now() - t0 < 5_000);
+  assert.ok(held.length > 0);
+  // nothing pending: at once
+  for (const release of held.splice(0)) release();
+  await vfs.notified(60_000);
+});
+
 test('ENOSYS for xattrs only from an instance alone at the root: in a pseudo tree it would switch xattrs off for all', async () => {
   const noXattr = () => {
     const fs = image('n');

@@ -49,7 +49,7 @@ export class BlobMeta {
 
   /**
    * Opens the CI table of `blob`: from work_dir when a valid `.blob.meta` matching the bootstrap is there,
-   * otherwise from the backend (then written to work_dir atomically for the next start).
+   * otherwise from the backend (then written to work_dir for the next start).
    */
   static async open(blob: BlobInfo, workDir: string, backend: BlobBackend, log?: Log): Promise<BlobMeta> {
     const file = path.join(workDir, `${blob.blobId}.blob.meta`);
@@ -72,21 +72,32 @@ export class BlobMeta {
     const parsed = parseBlobMetaFile(out);
     // written while the first reads go on: synchronously it held a shared daemon's first read of a small file for 8 ms
     // (issue 11, --cpu-prof); whoever closes the blob waits for it (`written`)
-    return new BlobMeta(blob, parsed.table, file, persist(file, workDir, out, log));
+    return new BlobMeta(blob, parsed.table, file, persist(file, workDir, out, padded, log));
   }
 }
 
-/** Writes a fetched table to work_dir atomically; a full or failing disk leaves the table in memory for this run. */
-async function persist(file: string, workDir: string, out: Buffer, log?: Log): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
+/**
+ * Writes a fetched table to `<blob_id>.blob.meta` in place, the header last, so the file turns valid only once
+ * whole: a crash or a second daemon writing the same table leaves a file `readIfValid` refuses, never a wrong one.
+ * No temporary name: the snapshotter's cache GC deletes every file in work_dir whose blob id (its name less a known
+ * suffix) is not in `underlying_files` (snapshotter-contract.md 5.3), which a `.tmp` name would be. Not truncated
+ * on open, so a daemon reading the file while another writes it never sees a valid header over missing bytes. A full
+ * or failing disk leaves the table in memory for this run.
+ */
+async function persist(file: string, workDir: string, out: Buffer, headerAt: number, log?: Log): Promise<void> {
+  let fh: fs.promises.FileHandle | undefined;
   try {
     await fs.promises.mkdir(workDir, { recursive: true });
-    await fs.promises.writeFile(tmp, out);
-    await fs.promises.rename(tmp, file);
+    fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+    await fh.write(out, 0, headerAt, 0);
+    await fh.write(out, headerAt, out.length - headerAt, headerAt);
+    // whatever a longer file held past the end goes (readIfValid refuses a file of the wrong length)
+    await fh.truncate(out.length);
   } catch (err) {
     // the next start fetches it again
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }
 

@@ -2,7 +2,7 @@
 // (`written`); the next open finds it there and asks the backend nothing; a work_dir that cannot take it leaves the
 // table in memory with a warning.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadBootstrap } from '../../../src/rafs/bootstrap.js';
@@ -43,6 +43,29 @@ describe('blob meta (the CI table of a v6 blob)', () => {
     const again = await BlobMeta.open(blob, workDir, dead);
     assert.equal(dead.reads, 0, 'the next open reads work_dir only');
     assert.deepEqual(again.chunk(blob.chunkCount - 1), meta.chunk(blob.chunkCount - 1));
+  });
+
+  it('is written under its own name only (no temporary file for the GC to take), over an invalid longer file', async () => {
+    const workDir = path.join(work, 'cache-stale');
+    mkdirSync(workDir, { recursive: true });
+    const file = path.join(workDir, `${blob.blobId}.blob.meta`);
+    // a damaged file longer than a valid one: refused, then overwritten and cut to length
+    writeFileSync(file, Buffer.alloc(1 << 20, 0xab));
+    const names = new Set<string>();
+    const watch = setInterval(() => readdirSync(workDir).forEach((n) => names.add(n)), 0);
+    const backend = new FakeBackend(blobBytes);
+    const meta = await BlobMeta.open(blob, workDir, backend);
+    await meta.written;
+    clearInterval(watch);
+    readdirSync(workDir).forEach((n) => names.add(n));
+    assert.equal(backend.reads, 1, 'the damaged file was not used');
+    assert.deepEqual([...names], [`${blob.blobId}.blob.meta`]);
+    assert.equal(statSync(file).size, Math.ceil(blob.ciUncompressedSize / 4096) * 4096 + 4096);
+    const dead = new FakeBackend(blobBytes);
+    dead.pick = () => 'fail';
+    const again = await BlobMeta.open(blob, workDir, dead);
+    assert.equal(dead.reads, 0, 'the rewritten file is valid');
+    assert.deepEqual(again.chunk(0), meta.chunk(0));
   });
 
   it('a work_dir that cannot be created leaves the table in memory, with a warning naming the file', async () => {
