@@ -112,9 +112,11 @@ test('item 2: --upgrade in its 1.1 position and the fscache argv parse, then get
  */
 function socketInode(sock: string, pid: number): string {
   const bound = new Set([sock, path.join(path.dirname(sock), `.nydusd-api-${pid}.sock`)]);
+  // fields: Num RefCount Protocol Flags Type St Inode Path. Accepted connections carry the bound path too (and one the
+  // client just closed may linger there): the listening socket is the one with __SO_ACCEPTCON (Flags 00010000).
   for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[7] !== undefined && bound.has(f[7])) return f[6]!;
+    if (f[7] !== undefined && bound.has(f[7]) && f[3] === '00010000') return f[6]!;
   }
   throw new Error(`${sock} (or the name it was bound to) is not in /proc/net/unix`);
 }
