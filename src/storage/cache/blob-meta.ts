@@ -3,12 +3,14 @@
 // header), and fetched from the blob's tail when that file is missing or does not match the bootstrap.
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { encodeMetaHeader, parseMetaHeader, CiFlag, META_HEADER_SIZE, type CiTable } from '../../blob/meta.js';
 import { parseBlobMetaFile } from '../../blob/meta-file.js';
 import { decompress } from '../../compress.js';
 import { ChunkFlag, RafsError, type BlobInfo, type ChunkInfo } from '../../image-model.js';
 import type { BlobBackend } from '../backend/blob-backend.js';
-import { readInputFile } from '../../input-file.js';
+import { openOutputFile, readInputFile } from '../../input-file.js';
+import { pwriteAll } from './pwrite-all.js';
 import type { Log } from '../../log.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -72,7 +74,7 @@ export class BlobMeta {
     const parsed = parseBlobMetaFile(out);
     // written while the first reads go on: synchronously it held a shared daemon's first read of a small file for 8 ms
     // (issue 11, --cpu-prof); whoever closes the blob waits for it (`written`)
-    return new BlobMeta(blob, parsed.table, file, persist(file, workDir, out, padded, log));
+    return new BlobMeta(blob, parsed.table, file, persist(file, workDir, out, log));
   }
 }
 
@@ -81,25 +83,30 @@ export class BlobMeta {
  * whole: a crash or a second daemon writing the same table leaves a file `readIfValid` refuses, never a wrong one.
  * No temporary name: the snapshotter's cache GC deletes every file in work_dir whose blob id (its name less a known
  * suffix) is not in `underlying_files` (snapshotter-contract.md 5.3), which a `.tmp` name would be. Not truncated
- * on open, so a daemon reading the file while another writes it never sees a valid header over missing bytes. A full
- * or failing disk leaves the table in memory for this run.
+ * on open, so a daemon reading the file while another writes it never sees a valid header over missing bytes; a FIFO
+ * or device planted there is refused by openOutputFile, not waited on. A full or failing disk leaves the table in
+ * memory for this run.
  */
-async function persist(file: string, workDir: string, out: Buffer, headerAt: number, log?: Log): Promise<void> {
-  let fh: fs.promises.FileHandle | undefined;
+async function persist(file: string, workDir: string, out: Buffer, log?: Log): Promise<void> {
+  const headerAt = out.length - META_HEADER_SIZE;
+  let fd: number | undefined;
   try {
     await fs.promises.mkdir(workDir, { recursive: true });
-    fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
-    await fh.write(out, 0, headerAt, 0);
-    await fh.write(out, headerAt, out.length - headerAt, headerAt);
+    fd = openOutputFile(file, 'blob meta', 0);
+    await pwriteAll(fd, out.subarray(0, headerAt), 0);
+    await pwriteAll(fd, out.subarray(headerAt), headerAt);
     // whatever a longer file held past the end goes (readIfValid refuses a file of the wrong length)
-    await fh.truncate(out.length);
+    await ftruncate(fd, out.length);
   } catch (err) {
     // the next start fetches it again
     log?.('warn', `blob meta ${file}: cannot be written (${(err as Error).message}); the chunk table is kept in memory for this run`);
   } finally {
-    await fh?.close().catch(() => undefined);
+    if (fd !== undefined) await close(fd).catch(() => undefined);
   }
 }
+
+const ftruncate = promisify(fs.ftruncate);
+const close = promisify(fs.close);
 
 function mustMatch(
   blob: BlobInfo,

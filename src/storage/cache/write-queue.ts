@@ -2,12 +2,9 @@
 // with O_DIRECT where the file allows it: a buffered write copies every byte into fresh page-cache pages and has them
 // written back later, which measured as a quarter of the daemon's CPU on a cold read (BENCHMARKS.md). Readers of the
 // cache are unaffected: the kernel keeps direct writes and the page cache coherent.
-import fs from 'node:fs';
-import { promisify } from 'node:util';
 import { native } from '../../native/index.js';
 import type { Log } from '../../log.js';
-
-const pwrite = promisify(fs.write);
+import { pwriteAll } from './pwrite-all.js';
 
 /** O_DIRECT needs memory, file offset and length aligned to the device's logical block; 4 KiB covers all. */
 export const DIRECT_ALIGN = 4096;
@@ -51,12 +48,8 @@ export class CacheWriteQueue {
     return this.directFd >= 0;
   }
 
-  async writeBuffered(offset: number, data: Buffer): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await pwrite(this.dataFd, data, done, data.length - done, offset + done);
-      done += bytesWritten;
-    }
+  writeBuffered(offset: number, data: Buffer): Promise<void> {
+    return pwriteAll(this.dataFd, data, offset);
   }
 
   /** Queues an aligned block for the direct writer; resolves once it is in the file. */

@@ -2,6 +2,7 @@
 // (`written`); the next open finds it there and asks the backend nothing; a work_dir that cannot take it leaves the
 // table in memory with a warning.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -66,6 +67,27 @@ describe('blob meta (the CI table of a v6 blob)', () => {
     const again = await BlobMeta.open(blob, workDir, dead);
     assert.equal(dead.reads, 0, 'the rewritten file is valid');
     assert.deepEqual(again.chunk(0), meta.chunk(0));
+  });
+
+  it('a FIFO planted as the .blob.meta is neither read nor written: the table stays in memory, with a warning', async () => {
+    const workDir = path.join(work, 'cache-fifo');
+    mkdirSync(workDir, { recursive: true });
+    const file = path.join(workDir, `${blob.blobId}.blob.meta`);
+    const made = spawnSync('mkfifo', [file], { encoding: 'utf8' });
+    assert.equal(made.status, 0, `mkfifo: ${made.stderr}`);
+    const logs: string[] = [];
+    const meta = await BlobMeta.open(blob, workDir, new FakeBackend(blobBytes), (level, msg) => logs.push(`${level} ${msg}`));
+    assert.equal(meta.count, blob.chunkCount);
+    // opening a FIFO for writing would wait for a reader forever (and close() waits for `written`)
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      meta.written.then(() => 'settled'),
+      new Promise<string>((r) => (timer = setTimeout(() => r('still waiting after 5 s'), 5000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'settled');
+    assert.equal(logs.length, 1, logs.join('\n'));
+    assert.match(logs[0]!, /^warn blob meta .*\.blob\.meta: cannot be written \(.*\); the chunk table is kept in memory for this run$/);
   });
 
   it('a work_dir that cannot be created leaves the table in memory, with a warning naming the file', async () => {
